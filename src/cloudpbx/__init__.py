@@ -1,0 +1,3 @@
+"""cloudpbx — a multi-tenant virtual (cloud) PBX."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The management REST API (FastAPI) under /api/v1."""

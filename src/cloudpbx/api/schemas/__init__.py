@@ -1,0 +1,1 @@
+"""Pydantic schemas per resource: XCreate, XUpdate, XRead."""

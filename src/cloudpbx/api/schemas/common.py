@@ -1,0 +1,52 @@
+"""Shared schema pieces."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=4000)]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1, e.g. ru, en")]
+Seconds = Annotated[int, Field(ge=0, le=86_400)]
+Limit = Annotated[int, Field(ge=0, le=100_000)]
+RefId = Annotated[int, Field(ge=1, le=2**62)]
+
+
+def ms_to_iso(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+# UTC epoch milliseconds rendered as ISO 8601 with milliseconds (CDR-1).
+Millis = Annotated[int, PlainSerializer(ms_to_iso, return_type=str, when_used="json")]
+OptMillis = Annotated[
+    int | None, PlainSerializer(ms_to_iso, return_type=str | None, when_used="json")
+]
+
+
+class In(BaseModel):
+    """Request bodies reject unknown fields, so a typo is an error naming the field."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Stamped(Out):
+    id: int
+    created_ms: Millis
+    updated_ms: Millis
+
+
+class OwnedOut(Stamped):
+    client_id: int
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,63 @@
+"""Composition root: builds the settings, the database and the ASGI application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from cloudpbx import __version__
+from cloudpbx.api import errors
+from cloudpbx.api.routes import auth, cdr, clients, components, dialplans, numbering, system
+from cloudpbx.api.state import AppState, LoginLimiter
+from cloudpbx.config import Settings, get_settings
+from cloudpbx.db.session import make_engine, make_sessionmaker
+from cloudpbx.security import SecretBox
+
+API_PREFIX = "/api/v1"
+
+
+def build_state(settings: Settings) -> AppState:
+    engine = make_engine(settings.database_url)
+    return AppState(
+        settings=settings,
+        sessions=make_sessionmaker(engine),
+        secret_box=SecretBox(settings.secret_key),
+        limiter=LoginLimiter(settings.login_max_failures, settings.login_window_seconds),
+    )
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, system, clients, numbering, components, dialplans, cdr):
+        api.include_router(module.router)
+    return api
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="cloudpbx",
+        version=__version__,
+        description="Management API of the cloudpbx multi-tenant virtual PBX.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.cloudpbx = build_state(settings)
+    errors.install(app)
+    app.include_router(api_router())
+
+    @app.get(f"{API_PREFIX}/health", tags=["system"], operation_id="health")
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    _ensure_dirs(settings)
+    return app
+
+
+def _ensure_dirs(settings: Settings) -> None:
+    for path in (settings.data_dir, settings.media_dir, settings.recordings_dir):
+        if path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
