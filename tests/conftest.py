@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 from cloudpbx.db.base import Base
 from cloudpbx.db.migrate import sync_rights, upgrade
@@ -18,11 +18,26 @@ KEEP_TABLES = {"rights", "alembic_version"}
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
     url = os.environ.get("CLOUDPBX_TEST_DATABASE_URL")
     if not url:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    return url
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    return _worker_database(url, worker_id)
+
+
+def _worker_database(url: str, worker_id: str) -> str:
+    """Each xdist worker gets its own PostgreSQL database, created on first use."""
+    if worker_id == "master":
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker_id}"
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,42 @@
+# cloudpbx — the two commands: `make run` and `make test` (see README.md).
+# Both install whatever is missing on a fresh Debian machine into .venv first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CLOUDPBX_DATA_DIR ?= var
+
+.PHONY: run test install system-deps lint typecheck unit pg-test demo clean
+
+run: install
+	$(BIN)/cloudpbx migrate
+	$(BIN)/cloudpbx demo
+	$(BIN)/cloudpbx run
+
+test: install system-deps lint typecheck
+	$(BIN)/pytest -q -n 2 --dist loadfile
+	scripts/with-postgres.sh $(BIN)/pytest -q -n 2 --dist loadfile tests/api tests/db
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	scripts/install-system-deps.sh base
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	scripts/install-system-deps.sh test
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

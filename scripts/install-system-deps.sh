@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cloudpbx needs, only when something is missing.
+#   base: what `make run` needs (a Python with venv)
+#   test: what `make test` adds (PostgreSQL server for the PostgreSQL test run)
+set -euo pipefail
+
+need=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [[ "${1:-base}" == test ]]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+fi
+(( ${#need[@]} == 0 )) && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "missing Debian packages: ${need[*]} (run as root or install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"

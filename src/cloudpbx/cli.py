@@ -1,0 +1,129 @@
+"""The ``cloudpbx`` command: migrate, create-admin, demo, run (issue 2 §8)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from cloudpbx.config import Settings, get_settings
+from cloudpbx.db.migrate import sync_rights, upgrade
+from cloudpbx.db.models import User, UserRight
+from cloudpbx.db.session import make_engine, make_sessionmaker, session_scope
+from cloudpbx.rights import PRESETS, Level
+from cloudpbx.security import hash_password
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    with factory() as session:
+        sync_rights(session)
+    print(f"database migrated: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    password = args.password or getpass.getpass("password: ")
+    if len(password) < 10:
+        print("error: the password needs at least 10 characters", file=sys.stderr)
+        return 2
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        if session.scalar(select(User).where(User.login == args.login)) is not None:
+            print(f"error: login {args.login!r} already exists", file=sys.stderr)
+            return 2
+        session.add(make_user(args.login, password, Level.SYSTEM_ADMIN, None))
+    print(f"system administrator {args.login!r} created")
+    return 0
+
+
+def make_user(login: str, password: str, level: Level, client_id: int | None) -> User:
+    user = User(
+        login=login, password_hash=hash_password(password), level=level.value, client_id=client_id
+    )
+    user.rights = [UserRight(right=r.value) for r in sorted(PRESETS[level])]
+    return user
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from cloudpbx.demo import ensure_demo
+
+    credentials = ensure_demo(settings)
+    if args.json:
+        print(json.dumps(credentials, ensure_ascii=False, indent=2))
+    else:
+        print(_demo_text(credentials))
+    return 0
+
+
+def _demo_text(c: dict[str, object]) -> str:
+    lines = [
+        f"Web interface and API: {c['url']}",
+        f"API documentation:     {c['url']}api/v1/docs",
+    ]
+    for user in c["users"]:  # type: ignore[attr-defined]
+        lines.append(f"Login {user['level']:<13} {user['login']} / {user['password']}")
+    lines.append(f"SIP server: {c['sip_server']} (realm {c['sip_realm']}), phones:")
+    lines.append("  (the SIP engine is not in this build yet: phones register once it lands)")
+    for phone in c["phones"]:  # type: ignore[attr-defined]
+        lines.append(
+            f"  {phone['number']}  login {phone['sip_login']}  password {phone['sip_password']}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cloudpbx.app import create_app
+
+    print(f"cloudpbx listening on http://{settings.http_host}:{settings.http_port}/", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        proxy_headers=False,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloudpbx", description="cloudpbx virtual PBX")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    admin = sub.add_parser("create-admin", help="create a system administrator")
+    admin.add_argument("login")
+    admin.add_argument("--password", help="prompted for when omitted")
+    demo = sub.add_parser("demo", help="create the demo client (idempotent) and print logins")
+    demo.add_argument("--json", action="store_true", help="print the credentials as JSON")
+    sub.add_parser("run", help="serve the web interface and API")
+    return parser
+
+
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "create-admin": cmd_create_admin,
+    "demo": cmd_demo,
+    "run": cmd_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](get_settings(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
