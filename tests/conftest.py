@@ -8,13 +8,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine, make_url, text
 
+from cloudpbx import security
 from cloudpbx.db.base import Base
 from cloudpbx.db.migrate import sync_rights, upgrade
 from cloudpbx.db.session import make_engine, make_sessionmaker
 
 KEEP_TABLES = {"rights", "alembic_version"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_argon2() -> Iterator[None]:
+    """Real argon2id, with cheap parameters: production cost (~90 ms) per user would
+    dominate the suite. Hashes made here verify like any other."""
+    original = security._hasher
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    yield
+    security._hasher = original
 
 
 @pytest.fixture(scope="session")

@@ -53,11 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    _ensure_dirs(settings)
+    ensure_dirs(settings)
     return app
 
 
-def _ensure_dirs(settings: Settings) -> None:
+def ensure_dirs(settings: Settings) -> None:
     for path in (settings.data_dir, settings.media_dir, settings.recordings_dir):
         if path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)

@@ -12,11 +12,12 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -61,7 +62,8 @@ class Settings(BaseSettings):
     country_code: str = "7"
     national_prefix: str = "8"
     international_prefix: str = "810"
-    emergency_numbers: tuple[str, ...] = DEFAULT_EMERGENCY
+    # A comma list in the environment (CLOUDPBX_EMERGENCY_NUMBERS=112,101), not JSON.
+    emergency_numbers: Annotated[tuple[str, ...], NoDecode] = DEFAULT_EMERGENCY
 
     session_ttl_seconds: int = Field(8 * 3600, ge=60)
     cookie_secure: bool = True

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from cloudpbx.app import create_app
+from cloudpbx.app import build_state, create_app, ensure_dirs
 from cloudpbx.config import Settings
-from cloudpbx.db.models import Client, User, UserRight
+from cloudpbx.db.base import now_ms
+from cloudpbx.db.models import AuthSession, Client, User, UserRight
 from cloudpbx.db.session import make_sessionmaker
 from cloudpbx.rights import PRESETS, Level
-from cloudpbx.security import hash_password
+from cloudpbx.security import hash_password, new_token, token_hash
 
 PASSWORD = "correct horse battery staple"
 # One argon2 hash reused by every test user: hashing costs ~90 ms each.
@@ -37,6 +39,9 @@ class Caller:
 
     def post(self, url: str, **kw: Any) -> Any:
         return self.http.post(url, headers=self.headers, **kw)
+
+    def put(self, url: str, **kw: Any) -> Any:
+        return self.http.put(url, headers=self.headers, **kw)
 
     def patch(self, url: str, **kw: Any) -> Any:
         return self.http.patch(url, headers=self.headers, **kw)
@@ -60,10 +65,21 @@ def settings(database_url: str, data_dir: Path, engine: Engine) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def shared_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """Building the routes costs ~0.4 s: one app per worker, its state renewed per test."""
+    scratch = tmp_path_factory.mktemp("app")
+    return create_app(Settings(database_url="sqlite://", secret_key="x", data_dir=scratch))
+
+
 @pytest.fixture
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+def app_client(settings: Settings, shared_app: FastAPI) -> Iterator[TestClient]:
+    state = build_state(settings)
+    ensure_dirs(settings)
+    shared_app.state.cloudpbx = state
+    with TestClient(shared_app) as client:
         yield client
+    state.sessions.kw["bind"].dispose()
 
 
 @dataclass
@@ -104,14 +120,22 @@ class World:
             return user.id
 
     def login(self, user_id: int) -> Caller:
+        """A session as POST /auth/login makes it (test_auth.py tests that route itself),
+        written directly: an argon2 check per test caller would dominate the suite's time."""
+        token = new_token()
         with make_sessionmaker(self.engine)() as session:
             user = session.get(User, user_id)
             assert user is not None
-            login, client_id = user.login, user.client_id
-        response = self.http.post("/api/v1/auth/login", json={"login": login, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        token = response.json()["token"]
-        self.http.cookies.clear()
+            client_id = user.client_id
+            session.add(
+                AuthSession(
+                    token_hash=token_hash(token),
+                    user_id=user_id,
+                    csrf_token="csrf",
+                    expires_ms=now_ms() + 3_600_000,
+                )
+            )
+            session.commit()
         return Caller(self.http, user_id, client_id, {"Authorization": f"Bearer {token}"})
 
     def caller(

@@ -67,7 +67,9 @@ def test_cookie_requests_need_csrf_header(world):
     refused = world.http.post(url, json={"number": "1"})
     assert refused.status_code == 403
     assert refused.json()["code"] == "csrf_failed"
-    accepted = world.http.post(url, json={"number": "1"}, headers={"X-CSRF-Token": login["csrf_token"]})
+    accepted = world.http.post(
+        url, json={"number": "1"}, headers={"X-CSRF-Token": login["csrf_token"]}
+    )
     assert accepted.status_code == 201
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import ColumnElement, Select, Table, UniqueConstraint, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -83,6 +83,8 @@ class Resource(Generic[M]):
     filters: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     number_filter: NumberFilter | None = None
+    # Rows of the model that are not this resource's at all (e.g. users without a client).
+    row_filter: Callable[[], ColumnElement[bool]] | None = None
     prepare: Hook | None = None
     apply: Apply | None = None
     serialize: Serialize | None = None
@@ -140,6 +142,11 @@ def ensure_client(ctx: Ctx) -> None:
 
 def scope_filters(ctx: Ctx, res: Resource[Any], action: str) -> list[ColumnElement[bool]]:
     """The row filters that the caller's rights allow for an action, or 403."""
+    fixed = [res.row_filter()] if res.row_filter is not None else []
+    return fixed + _grant_filters(ctx, res, action)
+
+
+def _grant_filters(ctx: Ctx, res: Resource[Any], action: str) -> list[ColumnElement[bool]]:
     grants = res.policy.for_action(action)
     if res.client_scoped:
         return _client_scope(ctx, res, rbac.access(ctx.principal, grants, ctx.client_id))
@@ -215,7 +222,9 @@ def check_unique(ctx: Ctx, res: Resource[Any], obj: Any, values: dict[str, Any])
         if obj is not None:
             query = query.where(res.table.c.id != obj.id)
         if ctx.db.scalar(query.limit(1)) is not None:
-            shown = next((n for n in names if n != "client_id"), names[0])
+            # Name the field the caller set, not a scoping column such as client_id.
+            given = [n for n in names if n in values and n != "client_id"]
+            shown = given[-1] if given else names[-1]
             raise conflict(shown, f"{shown}: {wanted[shown]!r} is already in use")
 
 
@@ -376,7 +385,7 @@ def res_nullable(usage: dict[str, Any]) -> bool:
 def list_query_schema(res: Resource[Any], name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "limit": (int, Field(50, ge=1, le=MAX_PAGE, description="page size")),
-        "offset": (int, Field(0, ge=0, description="rows to skip")),
+        "offset": (int, Field(0, ge=0, le=2**62, description="rows to skip")),
         "sort": (
             str | None,
             Field(None, description=f"one of {', '.join(res.sortable)}; -name for descending"),
@@ -389,7 +398,13 @@ def list_query_schema(res: Resource[Any], name: str) -> type[BaseModel]:
         )
     for fname in res.filters:
         py_type = res.table.c[fname].type.python_type
-        fields[fname] = (py_type | None, Field(None, description=f"only rows with this {fname}"))
+        described = f"only rows with this {fname}"
+        info = (
+            Field(None, description=described, ge=-(2**62), le=2**62)
+            if py_type is int
+            else Field(None, description=described)
+        )
+        fields[fname] = (py_type | None, info)
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -590,7 +605,8 @@ def _bind(
     query: type[BaseModel] | None = None,
 ) -> None:
     """Wrap a handler in a FastAPI endpoint whose signature matches the resource's shape."""
-    endpoint = _endpoint(res, path, _Shape(body=body, cascade=cascade, query=query), handler)
+    shape = _Shape(action=_ACTIONS[(method, path)], body=body, cascade=cascade, query=query)
+    endpoint = _endpoint(res, path, shape, handler)
     responses = {404: {"description": "not found"}, 403: {"description": "forbidden"}}
     getattr(api, method)(
         path,
@@ -602,11 +618,53 @@ def _bind(
     )(endpoint)
 
 
+_ACTIONS = {
+    ("get", ""): "read",
+    ("get", "/{item_id}"): "read",
+    ("post", ""): "create",
+    ("patch", "/{item_id}"): "update",
+    ("delete", "/{item_id}"): "delete",
+}
+
+
 @dataclass(frozen=True)
 class _Shape:
+    action: str
     body: type[BaseModel] | None
     cascade: bool
     query: type[BaseModel] | None
+
+
+def _authorizer(res: Resource[Any], action: str, has_item: bool) -> Callable[..., Ctx]:
+    """A dependency that checks client visibility and rights before the body is parsed.
+
+    FastAPI resolves dependencies before it validates the body, so a caller without the right
+    gets 404/403, never a 422 that would tell it about the resource's shape.
+    """
+
+    def authorize(
+        request: Request, db: DbSession, principal: CurrentPrincipal, state: State, **kw: Any
+    ) -> Ctx:
+        ctx = _ctx(db, principal, state, kw.get("client_id"), request)
+        if "item_id" in kw:
+            # An object the caller cannot see is 404 whatever the action (ADM-4).
+            fetch(ctx, res, kw["item_id"], "read")
+        scope_filters(ctx, res, action)
+        return ctx
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("request", kw, annotation=Request),
+        inspect.Parameter("db", kw, annotation=DbSession),
+        inspect.Parameter("principal", kw, annotation=CurrentPrincipal),
+        inspect.Parameter("state", kw, annotation=State),
+    ]
+    if res.client_scoped:
+        params.append(inspect.Parameter("client_id", kw, annotation=ClientIdPath))
+    if has_item:
+        params.append(inspect.Parameter("item_id", kw, annotation=ItemIdPath))
+    authorize.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return authorize
 
 
 def _endpoint(
@@ -614,11 +672,7 @@ def _endpoint(
 ) -> Callable[..., Any]:
     has_item = "{item_id}" in path
 
-    def endpoint(
-        request: Request, db: DbSession, principal: CurrentPrincipal, state: State, **kw: Any
-    ) -> Any:
-        client_id = kw.get("client_id") if res.client_scoped else None
-        ctx = _ctx(db, principal, state, client_id, request)
+    def endpoint(ctx: Ctx, **kw: Any) -> Any:
         args: list[Any] = [ctx]
         if has_item:
             args.append(kw["item_id"])
@@ -636,12 +690,8 @@ def _endpoint(
 
 def _signature(res: Resource[Any], has_item: bool, shape: _Shape) -> inspect.Signature:
     kw = inspect.Parameter.KEYWORD_ONLY
-    params = [
-        inspect.Parameter("request", kw, annotation=Request),
-        inspect.Parameter("db", kw, annotation=DbSession),
-        inspect.Parameter("principal", kw, annotation=CurrentPrincipal),
-        inspect.Parameter("state", kw, annotation=State),
-    ]
+    authorized = Annotated[Ctx, Depends(_authorizer(res, shape.action, has_item))]
+    params = [inspect.Parameter("ctx", kw, annotation=authorized)]
     if res.client_scoped:
         params.append(inspect.Parameter("client_id", kw, annotation=ClientIdPath))
     if has_item:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -89,7 +90,23 @@ async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
 
 
+async def _integrity_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """A safety net: a constraint the checks before it missed is a conflict, not a 500."""
+    body = ErrorBody(code="conflict", message="the change conflicts with existing data")
+    return JSONResponse(status_code=409, content=body.model_dump())
+
+
+async def _data_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot store (out of range, bad encoding) is the caller's fault."""
+    body = ErrorBody(
+        code="invalid_data", message="a value cannot be stored: out of range or malformed"
+    )
+    return JSONResponse(status_code=422, content=body.model_dump())
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(IntegrityError, _integrity_handler)
+    app.add_exception_handler(DataError, _data_handler)

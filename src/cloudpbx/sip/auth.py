@@ -604,7 +604,7 @@ class DigestServer:
         self._require_qop = require_qop
         self._accept = frozenset(accept)
         self._skew = clock_skew
-        self._counts = counts or InMemoryNonceCounts(ttl=nonce_ttl)
+        self._counts = counts if counts is not None else InMemoryNonceCounts(ttl=nonce_ttl)
         # A fixed per-key dummy password: unknown users cost the same work as known ones.
         self._dummy_password = hmac.new(secret_key, b"dummy", "sha256").hexdigest()
 

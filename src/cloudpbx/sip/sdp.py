@@ -3,7 +3,7 @@
 A description is kept as its lines (each with its own line ending), so an unchanged
 description serializes back byte-exact and unknown lines keep their order; typed views
 (``Origin``, ``Connection``, ``MediaLine``, ``AudioStream`` …) are parsed from those lines on
-demand. Structural lines (v, o, s, c, t, m) and attribute names are validated at parse time,
+demand. Structural lines (v, o, c, t, m) and attribute names are validated at parse time,
 so the views never fail afterwards; attribute values are checked where used and a broken one
 is ignored (see ``_lenient``).
 """
@@ -52,7 +52,9 @@ class SdpError(Exception):
     Not a ``ValueError``: those mean *our* misuse (ENGINEERING.md §3), this the peer's fault.
     """
 
-    def __init__(self, message: str, *, line_no: int | None = None, line: str | None = None):
+    def __init__(
+        self, message: str, *, line_no: int | None = None, line: str | None = None
+    ) -> None:
         where = f"line {line_no} {line[:60]!r}: " if line_no is not None and line else ""
         super().__init__(where + message)
         self.message = message
@@ -94,8 +96,16 @@ def _fields(value: str, count: int, what: str) -> list[str]:
     return parts
 
 
+_MAX_DIGITS: Final = 32  # o= values are 64-bit NTP-style numbers in practice
+
+
+def _is_number(text: str, max_digits: int = _MAX_DIGITS) -> bool:
+    # Bounded: int() of a 5000-digit string raises, and nothing legitimate is that long.
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def _uint(text: str, what: str, maximum: int | None = None) -> int:
-    _check(text.isascii() and text.isdigit(), f"{what}: expected digits, got {text!r}")
+    _check(_is_number(text), f"{what}: expected digits, got {text[:40]!r}")
     number = int(text)
     _check(maximum is None or number <= maximum, f"{what}: {number} out of range")
     return number
@@ -395,6 +405,9 @@ class MediaSection:
 
     lines: tuple[SdpLine, ...]
 
+    def __str__(self) -> str:
+        return "".join(map(str, self.lines))
+
     @property
     def media_line(self) -> MediaLine:
         return MediaLine.parse(self.lines[0].value)
@@ -437,7 +450,7 @@ class MediaSection:
         rtpmaps, fmtps = self.rtpmaps, self.fmtps
         found = []
         for fmt in self.media_line.formats:
-            pt = int(fmt) if fmt.isascii() and fmt.isdigit() else -1
+            pt = int(fmt) if _is_number(fmt, 3) else -1
             rtpmap = rtpmaps.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
             if rtpmap is not None:
                 found.append(_codec_from(rtpmap, fmtps.get(fmt)))
@@ -723,10 +736,8 @@ def _events(fmtp: str | None) -> frozenset[int] | None:
         return frozenset(range(16))  # RFC 4733 §2.4.1: no fmtp means DTMF 0-15
     events: set[int] = set()
     for item in fmtp.replace(" ", "").split(","):
-        low, _, high = item.partition("-")
-        if not (
-            low.isascii() and low.isdigit() and (not high or (high.isascii() and high.isdigit()))
-        ):
+        low, dash, high = item.partition("-")
+        if not (_is_number(low, 9) and (not dash or _is_number(high, 9))):
             return None
         first, last = int(low), int(high or low)
         events.update(range(first, min(last, _MAX_EVENT) + 1))

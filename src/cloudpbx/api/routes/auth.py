@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloudpbx.api.crud import Ctx, audit
+from cloudpbx.api.crud import Ctx, ItemIdPath, audit
 from cloudpbx.api.deps import SESSION_COOKIE, CurrentPrincipal, DbSession, State, authenticate
 from cloudpbx.api.errors import ApiError, not_found
 from cloudpbx.api.schemas.common import In, Millis, OptMillis, Out
@@ -194,7 +194,7 @@ def create_token(
 
 @router.delete("/tokens/{token_id}", status_code=204, operation_id="delete_api_token")
 def delete_token(
-    token_id: int, request: Request, principal: CurrentPrincipal, db: DbSession, state: State
+    token_id: ItemIdPath, request: Request, principal: CurrentPrincipal, db: DbSession, state: State
 ) -> Response:
     row = db.get(ApiToken, token_id)
     if row is None or row.user_id != principal.user_id:

@@ -1,5 +1,970 @@
-"""Placeholder replaced below."""
+"""Детализация вызовов, statistics and the audit log: read-only (CDR-1, CDR-2, ST-1, ADM-7).
 
-from fastapi import APIRouter
+Nothing here writes (CDR-2: "nothing can be broken from statistics"): calls are written by the
+engine through :mod:`cloudpbx.cdr.store`, and every query is built by :mod:`cloudpbx.cdr.search`,
+the same code ``bench/cdr_search.py`` measures. Rights come from ``rbac.CDR`` (provider staff:
+every client; a company's administrator: its client; a client user: the calls of their numbers)
+and ``rbac.AUDIT``. Times in responses are ISO 8601 UTC with milliseconds (``start``) next to
+the exact epoch milliseconds (``start_ms``); money is a decimal string. See docs/cdr.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloudpbx.api import rbac
+from cloudpbx.api.crud import ClientIdPath, Ctx, ItemIdPath, ensure_client
+from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
+from cloudpbx.api.errors import ApiError, forbidden, invalid, not_found
+from cloudpbx.api.rbac import Access, Principal
+from cloudpbx.api.schemas.common import Millis, OptMillis, Out, ms_to_iso
+from cloudpbx.api.state import AppState
+from cloudpbx.cdr import search
+from cloudpbx.cdr.search import CallFilter, Cursor, NumberScope, StatRow, Totals
+from cloudpbx.cdr.store import CallDirection, Outcome
+from cloudpbx.db.base import now_ms
+from cloudpbx.db.models import AuditEntry, Call, CallEvent, CallLeg, Client, Fax, Recording
+from cloudpbx.numbers import InvalidNumber, NumberingPlan, normalize_e164
 
 router = APIRouter()
+
+MAX_PAGE = 500
+# CDR-2 export: one file holds at most a million calls; a larger period is refused up front
+# (a stream cannot turn into an error half way through).
+EXPORT_CAP = 1_000_000
+# ST-1 per day: a bounded number of buckets for one chart.
+MAX_DAY_PERIOD = timedelta(days=400)
+DEFAULT_STATS_PERIOD = timedelta(days=30)
+# `number` of fewer digits than this is matched exactly, not as trailing digits.
+SUFFIX_MIN_DIGITS = 3
+
+_SEPARATORS = re.compile(r"[\s\-.()]")
+_SHORT_NUMBER = re.compile(r"[0-9]{1,8}")
+_DIGITS = re.compile(r"[0-9]+")
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last ISO 8601 instant
+
+NumberParam = Annotated[str | None, Field(None, max_length=40)]
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+
+class CallRead(Out):
+    """One call (CDR-1): ``start``/``answer``/``end`` in ISO 8601 UTC, ``*_ms`` the same
+    instants as epoch milliseconds."""
+
+    id: int
+    uuid: str
+    client_id: int
+    caller: str
+    called: str
+    internal_number: str | None
+    direction: str
+    outcome: str | None
+    start: Millis
+    answer: OptMillis
+    end: OptMillis
+    start_ms: int
+    answer_ms: int | None
+    end_ms: int | None
+    duration_ms: int
+    billable_s: int
+    cost: Decimal
+    currency: str
+    operator_id: int | None
+    dialplan_version_id: int | None
+
+
+class LegRead(Out):
+    id: int
+    direction: str
+    party: str
+    port_id: int | None
+    operator_id: int | None
+    sip_call_id: str | None
+    start: Millis
+    answer: OptMillis
+    end: OptMillis
+    start_ms: int
+    answer_ms: int | None
+    end_ms: int | None
+    billable_s: int
+    outcome: str | None
+    hangup_cause: str | None
+    codec: str | None
+    cost: Decimal
+    quality: dict[str, Any]
+
+
+class EventRead(Out):
+    id: int
+    leg_id: int | None
+    at: Millis
+    at_ms: int
+    kind: str
+    step_level: int | None
+    detail: dict[str, Any]
+
+
+class RecordingRead(Out):
+    id: int
+    kind: str
+    content_type: str
+    start: Millis
+    start_ms: int
+    duration_ms: int
+    size_bytes: int
+    url: str
+
+
+class FaxRead(Out):
+    id: int
+    status: str
+    pages: int
+    remote_ident: str
+    error: str
+    received: Millis
+    received_ms: int
+    has_pdf: bool
+    url: str | None
+
+
+class CallDetail(CallRead):
+    """A call with what happened in it (CDR-1) and its DP-7 path of step levels."""
+
+    steps: list[int]
+    legs: list[LegRead]
+    events: list[EventRead]
+    recordings: list[RecordingRead]
+    faxes: list[FaxRead]
+
+
+class CallPage(BaseModel):
+    items: list[CallRead]
+    total: int = Field(description=f"matches, counted up to {search.COUNT_CAP:,}")
+    total_exact: bool = Field(description="false when there are more matches than total")
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(
+        description="pass as cursor for the next page (sort start_ms or -start_ms)"
+    )
+
+
+class StatTotals(BaseModel):
+    calls: int
+    answered: int
+    duration_ms: int
+    billable_s: int
+    cost: Decimal
+
+
+class StatRowOut(StatTotals):
+    key: str | None = Field(description="day (YYYY-MM-DD), direction, operator id or number")
+    label: str
+
+
+class StatisticsOut(BaseModel):
+    group: str
+    timezone: str
+    start: Millis
+    end: Millis
+    start_ms: int
+    end_ms: int
+    rows: list[StatRowOut]
+    totals: StatTotals
+
+
+class AuditRead(Out):
+    id: int
+    at: Millis
+    at_ms: int
+    user_id: int | None
+    user_login: str
+    client_id: int | None
+    action: str
+    entity: str
+    entity_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    remote_addr: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRead]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- query parameters ------------------------------------------------------------------------
+
+
+class PeriodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str | None = Field(
+        None,
+        alias="from",
+        max_length=40,
+        description="start of the period (inclusive): ISO 8601 date or date-time, or epoch ms;"
+        " without a UTC offset it is the client's local time",
+    )
+    to: str | None = Field(
+        None,
+        max_length=40,
+        description="end of the period (exclusive; a bare date includes that whole day)",
+    )
+
+
+class FilterParams(PeriodParams):
+    caller: NumberParam = Field(None, description="calling number, exact")
+    called: NumberParam = Field(None, description="called number, exact")
+    internal_number: Annotated[str | None, Field(None, pattern=r"^[0-9]{1,16}$")] = None
+    number: NumberParam = Field(
+        None,
+        description="caller or called: +E.164 or fewer than 3 digits exactly, "
+        "otherwise the trailing digits (at most the last 10 compared)",
+    )
+    outcome: Outcome | None = None
+    direction: CallDirection | None = None
+
+
+CallSort = Literal["-start_ms", "start_ms", "-duration_ms", "duration_ms"]
+
+
+class CallListParams(FilterParams):
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    offset: int = Field(0, ge=0, le=1_000_000)
+    sort: CallSort = "-start_ms"
+    cursor: str | None = Field(None, max_length=40, description="next_cursor of the last page")
+
+
+class ExportParams(FilterParams):
+    sort: CallSort = "-start_ms"
+    delimiter: Literal["comma", "semicolon"] = Field(
+        "comma", description="semicolon suits Excel with a Russian locale"
+    )
+
+
+class StatsParams(FilterParams):
+    group: Literal["day", "direction", "operator", "internal_number"] = "day"
+
+
+class AuditParams(PeriodParams):
+    entity: str | None = Field(None, max_length=64)
+    entity_id: str | None = Field(None, max_length=64)
+    action: str | None = Field(None, max_length=20)
+    user_id: int | None = Field(None, ge=1, le=2**62)
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    offset: int = Field(0, ge=0)
+
+
+class GlobalAuditParams(AuditParams):
+    client_id: int | None = Field(None, ge=1, le=2**62)
+
+
+# --- helpers: access, time zone, parsing -----------------------------------------------------
+
+
+@dataclass
+class CdrAccess:
+    ctx: Ctx
+    scope: NumberScope | None  # None: every call of the client
+    tz: ZoneInfo
+    plan: NumberingPlan
+
+
+def _cdr_access(
+    request: Request, db: Session, principal: Principal, state: AppState, client_id: int
+) -> CdrAccess:
+    """404 for a client the caller may not know, 403 without a CDR right, and for a client
+    user the numbers whose calls they may see (ADM-1, ADM-4)."""
+    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
+    ensure_client(ctx)
+    level = rbac.access(principal, rbac.CDR.read, client_id)
+    if level is Access.NONE:
+        raise forbidden("you have no right to view call detail records")
+    scope = None
+    if level is Access.NUMBERS:
+        scope = search.scope_for(
+            db,
+            client_id,
+            sorted(principal.internal_number_ids),
+            sorted(principal.external_number_ids),
+        )
+    client = db.get(Client, client_id)
+    assert client is not None  # ensure_client checked it
+    return CdrAccess(ctx, scope, _zone(client.timezone, state), _plan(state, client))
+
+
+def _zone(name: str | None, state: AppState) -> ZoneInfo:
+    for candidate in (name, state.settings.default_timezone, "UTC"):
+        if not candidate:
+            continue
+        try:
+            return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+def _plan(state: AppState, client: Client) -> NumberingPlan:
+    plan: NumberingPlan = state.settings.numbering_plan
+    return replace(plan, default_area_code=client.area_code) if client.area_code else plan
+
+
+def parse_time(field_name: str, text: str, tz: ZoneInfo, *, end: bool = False) -> int:
+    """ISO 8601 date or date-time, or epoch milliseconds → epoch ms; 422 naming the field.
+
+    A date-time without an offset is local time in ``tz``; a bare date is local midnight, and as
+    the end of a period (``end``) the midnight after it, so ``to=2024-05-01`` includes that day.
+    """
+    text = text.strip()
+    try:
+        if _EPOCH_MS.fullmatch(text):
+            value = int(text)
+        elif _DATE_ONLY.fullmatch(text):
+            day = date.fromisoformat(text)
+            value = search.local_day_start_ms(day + timedelta(days=1) if end else day, tz)
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=tz)
+            value = int(moment.astimezone(UTC).timestamp() * 1000)
+    except (ValueError, OverflowError) as exc:
+        raise invalid(
+            field_name, "expected an ISO 8601 date or date-time, or epoch milliseconds"
+        ) from exc
+    if not 0 <= value <= _MAX_EPOCH_MS:
+        raise invalid(field_name, "must be between 1970 and 9999")
+    return value
+
+
+def _period(params: PeriodParams, tz: ZoneInfo) -> tuple[int | None, int | None]:
+    start = None if params.from_ is None else parse_time("from", params.from_, tz)
+    stop = None if params.to is None else parse_time("to", params.to, tz, end=True)
+    if start is not None and stop is not None and stop <= start:
+        raise invalid("to", "must be after from")
+    return start, stop
+
+
+def exact_number(field_name: str, raw: str, plan: NumberingPlan) -> str:
+    """A number as CDRs store it: up to 8 digits as typed (internal or short numbers),
+    anything longer in E.164 (PRODUCT.md §3a); 422 naming the field otherwise."""
+    cleaned = _SEPARATORS.sub("", raw)
+    if _SHORT_NUMBER.fullmatch(cleaned):
+        return cleaned
+    try:
+        return normalize_e164(raw, plan)
+    except InvalidNumber as exc:
+        raise invalid(field_name, str(exc)) from exc
+
+
+def _any_number(raw: str, plan: NumberingPlan) -> dict[str, str]:
+    """``number``: +E.164 or 1–2 digits exactly, else trailing digits (CDR-2).
+
+    Of a longer number only the last national-number-length digits are compared, so that
+    ``84951234567``, ``74951234567`` and ``4951234567`` all find ``+74951234567``.
+    """
+    cleaned = _SEPARATORS.sub("", raw)
+    if cleaned.startswith("+"):
+        return {"number": exact_number("number", raw, plan)}
+    if not _DIGITS.fullmatch(cleaned):
+        raise invalid("number", "use digits, optionally with a leading +")
+    if len(cleaned) < SUFFIX_MIN_DIGITS:
+        return {"number": cleaned}
+    return {"number_suffix": cleaned[-plan.national_number_length :]}
+
+
+def build_filter(params: FilterParams, access: CdrAccess, client_id: int) -> CallFilter:
+    start, stop = _period(params, access.tz)
+    numbers: dict[str, Any] = {}
+    if params.caller is not None:
+        numbers["caller"] = exact_number("caller", params.caller, access.plan)
+    if params.called is not None:
+        numbers["called"] = exact_number("called", params.called, access.plan)
+    if params.number is not None:
+        numbers.update(_any_number(params.number, access.plan))
+    return CallFilter(
+        client_id=client_id,
+        start_from_ms=start,
+        start_to_ms=stop,
+        internal_number=params.internal_number,
+        outcome=params.outcome,
+        direction=params.direction,
+        scope=access.scope,
+        **numbers,
+    )
+
+
+# --- serialisation ---------------------------------------------------------------------------
+
+
+def _call_fields(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "uuid": call.uuid,
+        "client_id": call.client_id,
+        "caller": call.caller,
+        "called": call.called,
+        "internal_number": call.internal_number,
+        "direction": call.direction,
+        "outcome": call.outcome,
+        "start": call.start_ms,
+        "answer": call.answer_ms,
+        "end": call.end_ms,
+        "start_ms": call.start_ms,
+        "answer_ms": call.answer_ms,
+        "end_ms": call.end_ms,
+        "duration_ms": call.duration_ms,
+        "billable_s": call.billable_s,
+        "cost": call.cost,
+        "currency": call.currency,
+        "operator_id": call.operator_id,
+        "dialplan_version_id": call.dialplan_version_id,
+    }
+
+
+def call_read(call: Call) -> CallRead:
+    return CallRead.model_validate(_call_fields(call))
+
+
+def _leg_read(leg: CallLeg) -> LegRead:
+    return LegRead.model_validate(
+        {
+            **{k: getattr(leg, k) for k in LegRead.model_fields if hasattr(leg, k)},
+            "start": leg.start_ms,
+            "answer": leg.answer_ms,
+            "end": leg.end_ms,
+        }
+    )
+
+
+def _event_read(event: CallEvent) -> EventRead:
+    return EventRead(
+        id=event.id,
+        leg_id=event.leg_id,
+        at=event.at_ms,
+        at_ms=event.at_ms,
+        kind=event.kind,
+        step_level=event.step_level,
+        detail=event.detail,
+    )
+
+
+def _recording_read(rec: Recording) -> RecordingRead:
+    return RecordingRead(
+        id=rec.id,
+        kind=rec.kind,
+        content_type=rec.content_type,
+        start=rec.start_ms,
+        start_ms=rec.start_ms,
+        duration_ms=rec.duration_ms,
+        size_bytes=rec.size_bytes,
+        url=f"/api/v1/clients/{rec.client_id}/recordings/{rec.id}/audio",
+    )
+
+
+def _fax_read(fax: Fax) -> FaxRead:
+    return FaxRead(
+        id=fax.id,
+        status=fax.status,
+        pages=fax.pages,
+        remote_ident=fax.remote_ident,
+        error=fax.error,
+        received=fax.received_ms,
+        received_ms=fax.received_ms,
+        has_pdf=fax.pdf_path is not None,
+        url=f"/api/v1/clients/{fax.client_id}/faxes/{fax.id}/pdf" if fax.pdf_path else None,
+    )
+
+
+def call_detail(db: Session, call: Call) -> CallDetail:
+    """Legs, events, recordings and faxes of a call, each read with the tenant key (ADM-4)."""
+    owned = (CallEvent.client_id == call.client_id, CallEvent.call_id == call.id)
+    events = db.scalars(select(CallEvent).where(*owned).order_by(CallEvent.at_ms, CallEvent.id))
+    legs = db.scalars(
+        select(CallLeg)
+        .where(CallLeg.client_id == call.client_id, CallLeg.call_id == call.id)
+        .order_by(CallLeg.start_ms, CallLeg.id)
+    )
+    recordings = db.scalars(
+        select(Recording)
+        .where(Recording.client_id == call.client_id, Recording.call_id == call.id)
+        .order_by(Recording.start_ms, Recording.id)
+    )
+    faxes = db.scalars(
+        select(Fax)
+        .where(Fax.client_id == call.client_id, Fax.call_id == call.id)
+        .order_by(Fax.received_ms, Fax.id)
+    )
+    return CallDetail.model_validate(
+        {
+            **_call_fields(call),
+            "steps": list(call.steps or []),
+            "legs": [_leg_read(leg) for leg in legs],
+            "events": [_event_read(e) for e in events],
+            "recordings": [_recording_read(r) for r in recordings],
+            "faxes": [_fax_read(f) for f in faxes],
+        }
+    )
+
+
+# --- calls: search, export, detail (CDR-1, CDR-2) --------------------------------------------
+
+
+@router.get(
+    "/clients/{client_id}/calls",
+    response_model=CallPage,
+    tags=["cdr"],
+    operation_id="list_calls",
+    summary="Search call detail records",
+)
+def list_calls(
+    client_id: ClientIdPath,
+    params: Annotated[CallListParams, Query()],
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> CallPage:
+    """CDR-2: calls by period, caller, called, internal number, any number (trailing digits),
+    outcome and direction; newest first. Deep pages: follow ``next_cursor``."""
+    access = _cdr_access(request, db, principal, state, client_id)
+    call_filter = build_filter(params, access, client_id)
+    cursor = _cursor(params)
+    result = search.search_calls(
+        db,
+        call_filter,
+        sort=params.sort,
+        limit=params.limit,
+        offset=params.offset,
+        cursor=cursor,
+    )
+    return CallPage(
+        items=[call_read(c) for c in result.items],
+        total=result.total,
+        total_exact=result.total_exact,
+        limit=params.limit,
+        offset=params.offset,
+        next_cursor=result.next_cursor,
+    )
+
+
+def _cursor(params: CallListParams) -> Cursor | None:
+    if params.cursor is None:
+        return None
+    if params.sort not in ("start_ms", "-start_ms"):
+        raise invalid("cursor", "a cursor works with sort start_ms or -start_ms only")
+    if params.offset:
+        raise invalid("cursor", "use either cursor or offset, not both")
+    try:
+        return Cursor.decode(params.cursor)
+    except ValueError as exc:
+        raise invalid("cursor", str(exc)) from exc
+
+
+@router.get(
+    "/clients/{client_id}/calls/export.csv",
+    tags=["cdr"],
+    operation_id="export_calls_csv",
+    summary="Export call detail records as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_calls_csv(
+    client_id: ClientIdPath,
+    params: Annotated[ExportParams, Query()],
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> StreamingResponse:
+    """CDR-2 export: the search's filters, streamed as UTF-8 CSV with a BOM (Excel reads the
+    encoding from it), one header row, at most 1,000,000 calls (a larger period is a 422)."""
+    access = _cdr_access(request, db, principal, state, client_id)
+    call_filter = build_filter(params, access, client_id)
+    matches = db.scalar(search.count_query(call_filter, EXPORT_CAP)) or 0
+    if matches > EXPORT_CAP:
+        raise ApiError(
+            422,
+            "too_many_rows",
+            f"from: more than {EXPORT_CAP:,} calls match; choose a shorter period",
+            field="from",
+        )
+    delimiter = ";" if params.delimiter == "semicolon" else ","
+    rows = _csv_stream(state.sessions, call_filter, params.sort, access.tz, delimiter)
+    stamp = datetime.now(access.tz).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(
+        rows,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="calls-{client_id}-{stamp}.csv"'},
+    )
+
+
+CSV_HEADER = (
+    "id",
+    "uuid",
+    "start_utc",
+    "start_local",
+    "answer_utc",
+    "end_utc",
+    "duration_ms",
+    "billable_s",
+    "caller",
+    "called",
+    "internal_number",
+    "direction",
+    "outcome",
+    "operator",
+    "cost",
+    "currency",
+    "steps",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def _cell(value: Any) -> str:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_row(call: Call, operator: str | None, tz: ZoneInfo) -> list[str]:
+    local = datetime.fromtimestamp(call.start_ms / 1000, tz).strftime("%Y-%m-%d %H:%M:%S")
+    values: list[Any] = [
+        call.id,
+        call.uuid,
+        ms_to_iso(call.start_ms),
+        local,
+        ms_to_iso(call.answer_ms),
+        ms_to_iso(call.end_ms),
+        call.duration_ms,
+        call.billable_s,
+        call.caller,
+        call.called,
+        call.internal_number,
+        call.direction,
+        call.outcome,
+        operator,
+        call.cost,
+        call.currency,
+        ">".join(str(s) for s in call.steps or []),
+    ]
+    return [_cell(v) for v in values]
+
+
+def _csv_stream(
+    sessions: sessionmaker[Session],
+    call_filter: CallFilter,
+    sort: str,
+    tz: ZoneInfo,
+    delimiter: str,
+    flush_every: int = 500,
+) -> Iterator[bytes]:
+    """Rows are read in batches by a session of the stream's own: the request's session ends
+    with the request, the stream outlives it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer.writerow(CSV_HEADER)
+    with sessions() as session:
+        for n, (call, operator) in enumerate(search.iter_export(session, call_filter, sort), 1):
+            writer.writerow(_csv_row(call, operator, tz))
+            if n % flush_every == 0:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+@router.get(
+    "/clients/{client_id}/calls/export.xlsx",
+    tags=["cdr"],
+    operation_id="export_calls_xlsx",
+    summary="Export call detail records as XLSX (not implemented)",
+    responses={501: {"description": "not implemented"}},
+)
+def export_calls_xlsx(
+    client_id: ClientIdPath,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> None:
+    """CDR-2 XLSX export needs an XLSX writer (openpyxl) that this installation lacks."""
+    _cdr_access(request, db, principal, state, client_id)
+    raise ApiError(
+        501,
+        "not_implemented",
+        "XLSX export needs the openpyxl library, which this installation does not include; "
+        "use export.csv — it is UTF-8 with a BOM and opens directly in Excel",
+    )
+
+
+@router.get(
+    "/clients/{client_id}/calls/{call_id}",
+    response_model=CallDetail,
+    tags=["cdr"],
+    operation_id="get_call",
+    summary="Read one call with legs, events, recordings and faxes",
+)
+def get_call(
+    client_id: ClientIdPath,
+    call_id: ItemIdPath,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> CallDetail:
+    """CDR-1 details of one call and DP-7's list of steps; another tenant's call is a 404."""
+    access = _cdr_access(request, db, principal, state, client_id)
+    call = search.get_call(db, CallFilter(client_id=client_id, scope=access.scope), call_id)
+    if call is None:
+        raise not_found("call")
+    return call_detail(db, call)
+
+
+# --- recordings and faxes --------------------------------------------------------------------
+
+
+def _visible_call(db: Session, access: CdrAccess, client_id: int, call_id: int) -> bool:
+    if access.scope is None:
+        return True
+    scoped = CallFilter(client_id=client_id, scope=access.scope)
+    return search.get_call(db, scoped, call_id) is not None
+
+
+def stored_file(state: AppState, relative: str, what: str) -> Path:
+    """A file under ``recordings_dir``; 404 when it is missing or points outside it."""
+    assert state.settings.recordings_dir is not None  # Settings derive it from data_dir
+    base = Path(state.settings.recordings_dir).resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        raise ApiError(
+            404, "file_missing", f"the file of {what} is missing from the recordings storage"
+        )
+    return path
+
+
+@router.get(
+    "/clients/{client_id}/recordings/{recording_id}/audio",
+    tags=["cdr"],
+    operation_id="download_recording",
+    summary="Listen to or download a call recording",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {}}}, 404: {"description": "not found"}},
+)
+def download_recording(
+    client_id: ClientIdPath,
+    recording_id: ItemIdPath,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> FileResponse:
+    """CDR-2: the recording's audio, with HTTP ranges for seeking in a player."""
+    access = _cdr_access(request, db, principal, state, client_id)
+    rec = db.scalar(
+        select(Recording).where(Recording.client_id == client_id, Recording.id == recording_id)
+    )
+    if rec is None or not _visible_call(db, access, client_id, rec.call_id):
+        raise not_found("recording")
+    path = stored_file(state, rec.storage_path, f"recording {rec.id}")
+    filename = f"call-{rec.call_id}-recording-{rec.id}{path.suffix}"
+    return FileResponse(path, media_type=rec.content_type, filename=filename)
+
+
+@router.get(
+    "/clients/{client_id}/faxes/{fax_id}/pdf",
+    tags=["cdr"],
+    operation_id="download_fax",
+    summary="Download a received fax as PDF",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "not found"}},
+)
+def download_fax(
+    client_id: ClientIdPath,
+    fax_id: ItemIdPath,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> FileResponse:
+    """FAX-1: the received document from the call detail."""
+    access = _cdr_access(request, db, principal, state, client_id)
+    fax = db.scalar(select(Fax).where(Fax.client_id == client_id, Fax.id == fax_id))
+    if fax is None or not _visible_call(db, access, client_id, fax.call_id):
+        raise not_found("fax")
+    if fax.pdf_path is None:
+        raise ApiError(404, "file_missing", f"fax {fax.id} has no PDF (status: {fax.status})")
+    path = stored_file(state, fax.pdf_path, f"fax {fax.id}")
+    filename = f"call-{fax.call_id}-fax-{fax.id}.pdf"
+    return FileResponse(path, media_type="application/pdf", filename=filename)
+
+
+# --- statistics (ST-1) -----------------------------------------------------------------------
+
+
+@router.get(
+    "/clients/{client_id}/statistics",
+    response_model=StatisticsOut,
+    tags=["cdr"],
+    operation_id="call_statistics",
+    summary="Call totals per day, direction, operator or internal number",
+)
+def call_statistics(
+    client_id: ClientIdPath,
+    params: Annotated[StatsParams, Query()],
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> StatisticsOut:
+    """ST-1: calls, answered calls, duration, billable seconds and recorded cost per group;
+    days are the client's local days. The period defaults to the last 30 days."""
+    access = _cdr_access(request, db, principal, state, client_id)
+    call_filter = build_filter(params, access, client_id)
+    stop = call_filter.start_to_ms if call_filter.start_to_ms is not None else now_ms()
+    start = call_filter.start_from_ms
+    if start is None:
+        start = stop - int(DEFAULT_STATS_PERIOD.total_seconds() * 1000)
+    if params.group == "day" and stop - start > MAX_DAY_PERIOD.total_seconds() * 1000:
+        raise invalid("from", f"a per-day chart covers at most {MAX_DAY_PERIOD.days} days")
+    call_filter = replace(call_filter, start_from_ms=start, start_to_ms=stop)
+    rows = search.statistics(db, call_filter, params.group, access.tz)
+    return _stats_out(params.group, access.tz, start, stop, rows)
+
+
+def _stats_out(
+    group: str, tz: ZoneInfo, start: int, stop: int, rows: list[StatRow]
+) -> StatisticsOut:
+    total = Totals()
+    for row in rows:
+        total.add(row.totals)
+    return StatisticsOut(
+        group=group,
+        timezone=tz.key,
+        start=start,
+        end=stop,
+        start_ms=start,
+        end_ms=stop,
+        rows=[StatRowOut(key=r.key, label=r.label, **_totals_dict(r.totals)) for r in rows],
+        totals=StatTotals(**_totals_dict(total)),
+    )
+
+
+def _totals_dict(totals: Totals) -> dict[str, Any]:
+    return {
+        "calls": totals.calls,
+        "answered": totals.answered,
+        "duration_ms": totals.duration_ms,
+        "billable_s": totals.billable_s,
+        "cost": totals.cost,
+    }
+
+
+# --- audit log (ADM-7) -----------------------------------------------------------------------
+
+
+def _audit_terms(params: AuditParams, tz: ZoneInfo) -> list[ColumnElement[bool]]:
+    start, stop = _period(params, tz)
+    terms: list[ColumnElement[bool]] = []
+    if start is not None:
+        terms.append(AuditEntry.at_ms >= start)
+    if stop is not None:
+        terms.append(AuditEntry.at_ms < stop)
+    for column, value in (
+        (AuditEntry.entity, params.entity),
+        (AuditEntry.entity_id, params.entity_id),
+        (AuditEntry.action, params.action),
+        (AuditEntry.user_id, params.user_id),
+    ):
+        if value is not None:
+            terms.append(column == value)
+    return terms
+
+
+def _audit_page(db: Session, terms: list[ColumnElement[bool]], params: AuditParams) -> AuditPage:
+    base = select(AuditEntry).where(*terms)
+    total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = db.scalars(
+        base.order_by(AuditEntry.at_ms.desc(), AuditEntry.id.desc())
+        .limit(params.limit)
+        .offset(params.offset)
+    )
+    items = [
+        AuditRead.model_validate(
+            {**{k: getattr(r, k) for k in AuditRead.model_fields if k != "at"}, "at": r.at_ms}
+        )
+        for r in rows
+    ]
+    return AuditPage(items=items, total=total, limit=params.limit, offset=params.offset)
+
+
+@router.get(
+    "/clients/{client_id}/audit",
+    response_model=AuditPage,
+    tags=["audit"],
+    operation_id="list_client_audit",
+    summary="The audit log of one client",
+)
+def list_client_audit(
+    client_id: ClientIdPath,
+    params: Annotated[AuditParams, Query()],
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> AuditPage:
+    """ADM-7: who changed what of this client, when, before/after; newest first."""
+    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
+    ensure_client(ctx)
+    if rbac.access(principal, rbac.AUDIT.read, client_id) is not Access.FULL:
+        raise forbidden("you have no right to read the audit log")
+    client = db.get(Client, client_id)
+    tz = _zone(client.timezone if client else None, state)
+    terms = [AuditEntry.client_id == client_id, *_audit_terms(params, tz)]
+    return _audit_page(db, terms, params)
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    tags=["audit"],
+    operation_id="list_audit",
+    summary="The whole audit log (provider staff)",
+)
+def list_audit(
+    params: Annotated[GlobalAuditParams, Query()],
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> AuditPage:
+    """ADM-7: every change of the installation, system-level ones included; provider only."""
+    if rbac.access(principal, rbac.AUDIT.read, None) is not Access.FULL:
+        raise forbidden("only provider staff read the installation's audit log")
+    terms = _audit_terms(params, _zone(None, state))
+    if params.client_id is not None:
+        terms.append(AuditEntry.client_id == params.client_id)
+    return _audit_page(db, terms, params)

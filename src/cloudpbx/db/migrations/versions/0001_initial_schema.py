@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 03:51:46.740555
+Create Date: 2026-11-26 04:08:47.057823
 """
 
 import sqlalchemy as sa
@@ -1210,16 +1210,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("uuid", name=op.f("uq_calls_uuid")),
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.create_index("ix_calls_client_called", ["client_id", "called"], unique=False)
         batch_op.create_index(
-            "ix_calls_client_called_rev", ["client_id", "called_rev"], unique=False
-        )
-        batch_op.create_index("ix_calls_client_caller", ["client_id", "caller"], unique=False)
-        batch_op.create_index(
-            "ix_calls_client_caller_rev", ["client_id", "caller_rev"], unique=False
+            "ix_calls_client_called", ["client_id", "called", "start_ms"], unique=False
         )
         batch_op.create_index(
-            "ix_calls_client_internal", ["client_id", "internal_number"], unique=False
+            "ix_calls_client_called_rev", ["client_id", "called_rev", "start_ms"], unique=False
+        )
+        batch_op.create_index(
+            "ix_calls_client_caller", ["client_id", "caller", "start_ms"], unique=False
+        )
+        batch_op.create_index(
+            "ix_calls_client_caller_rev", ["client_id", "caller_rev", "start_ms"], unique=False
+        )
+        batch_op.create_index(
+            "ix_calls_client_internal", ["client_id", "internal_number", "start_ms"], unique=False
         )
         batch_op.create_index("ix_calls_client_start", ["client_id", "start_ms"], unique=False)
         batch_op.create_index("ix_calls_open", ["end_ms", "heartbeat_ms"], unique=False)
