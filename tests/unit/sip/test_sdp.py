@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -24,6 +22,8 @@ from cloudpbx.sip.sdp import (
     make_offer,
     versioned,
 )
+
+from .test_torture import load
 
 OURS = (PCMU, PCMA, TELEPHONE_EVENT)
 
@@ -114,14 +114,8 @@ ASTERISK = sdp(
 
 
 def torture_body(name: str) -> bytes:
-    """The SDP body of a message from the shared SIP torture corpus."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[4] / "shared", Path("/work/shared")]
-    for root in candidates:
-        path = root / "data" / "sip-torture" / name
-        if path.exists():
-            return path.read_bytes().split(b"\r\n\r\n", 1)[1]
-    pytest.skip(f"shared torture corpus not found ({name})")
+    """The SDP body of a message from the shared SIP torture corpus (absent corpus: fail)."""
+    return load(name).split(b"\r\n\r\n", 1)[1]
 
 
 def test_pjsua_offer() -> None:
