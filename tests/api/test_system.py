@@ -11,6 +11,8 @@ from cloudpbx.rights import ADDITIONAL_SETS, PRESETS, Level, Right
 
 API = "/api/v1"
 SECRET = "a-long-enough-password"
+
+
 def _field(response):
     return response.status_code, response.json().get("field")
 
