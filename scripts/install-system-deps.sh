@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cloudpbx needs, only when something is missing.
 #   base: what `make run` needs (a Python with venv)
-#   test: what `make test` adds (PostgreSQL server for the PostgreSQL test run)
+#   test: what `make test` adds (PostgreSQL for the second test run, SIPp for SIP interop)
 set -euo pipefail
 
 need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [[ "${1:-base}" == test ]]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 fi
 (( ${#need[@]} == 0 )) && exit 0
 
