@@ -123,6 +123,15 @@ ADDITIONAL_SETS: frozenset[Right] = frozenset(
     }
 )
 
+# ADM-1: a client administrator's power over its users' settings, CDR and calls covers the
+# client user's own.* rights: it may grant them without holding them itself.
+COVERS: dict[Right, Right] = {
+    Right.OWN_VIEW_SETTINGS: Right.USERS_VIEW_SETTINGS,
+    Right.OWN_VIEW_CDR: Right.USERS_VIEW_CDR,
+    Right.OWN_MANAGE_CALLS: Right.USERS_MANAGE_CALLS,
+    Right.OWN_CHANGE_SETTINGS: Right.USERS_EDIT,
+}
+
 # Provider-side rights need a user without a client; company-side ones need a client.
 PROVIDER_RIGHTS: frozenset[Right] = frozenset(
     r for r in Right if r.value.startswith(("system.", "clients."))

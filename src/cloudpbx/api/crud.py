@@ -705,6 +705,29 @@ def _signature(res: Resource[Any], has_item: bool, shape: _Shape) -> inspect.Sig
     return inspect.Signature(params)
 
 
+def client_context(
+    client_id: ClientIdPath,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    state: State,
+) -> Ctx:
+    """The context of a custom route under /clients/{client_id}: the client is visible (else
+    404) before anything else runs, the body included."""
+    return _ctx(db, principal, state, client_id, request)
+
+
+def installation_context(
+    request: Request, db: DbSession, principal: CurrentPrincipal, state: State
+) -> Ctx:
+    """The context of a custom route outside any client."""
+    return _ctx(db, principal, state, None, request)
+
+
+ClientCtx = Annotated[Ctx, Depends(client_context)]
+InstallationCtx = Annotated[Ctx, Depends(installation_context)]
+
+
 def register(api: APIRouter, resources: Sequence[Resource[Any]]) -> None:
     for res in resources:
         api.include_router(router(res))

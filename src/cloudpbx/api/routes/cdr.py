@@ -18,20 +18,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloudpbx.api import rbac
-from cloudpbx.api.crud import ClientIdPath, Ctx, ItemIdPath, ensure_client
-from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
+from cloudpbx.api.crud import ClientCtx, Ctx, InstallationCtx, ItemIdPath
 from cloudpbx.api.errors import ApiError, forbidden, invalid, not_found
-from cloudpbx.api.rbac import Access, Principal
+from cloudpbx.api.rbac import Access
+from cloudpbx.api.routes.numbering import numbering_plan
 from cloudpbx.api.schemas.common import Millis, OptMillis, Out, ms_to_iso
 from cloudpbx.api.state import AppState
 from cloudpbx.cdr import search
@@ -286,32 +286,40 @@ class GlobalAuditParams(AuditParams):
 @dataclass
 class CdrAccess:
     ctx: Ctx
+    client_id: int
     scope: NumberScope | None  # None: every call of the client
     tz: ZoneInfo
     plan: NumberingPlan
 
+    @property
+    def db(self) -> Session:
+        return self.ctx.db
 
-def _cdr_access(
-    request: Request, db: Session, principal: Principal, state: AppState, client_id: int
-) -> CdrAccess:
+
+def cdr_access(ctx: ClientCtx) -> CdrAccess:
     """404 for a client the caller may not know, 403 without a CDR right, and for a client
     user the numbers whose calls they may see (ADM-1, ADM-4)."""
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
-    ensure_client(ctx)
-    level = rbac.access(principal, rbac.CDR.read, client_id)
+    client = ctx.db.get(Client, ctx.client_id)
+    assert client is not None  # client_context checked it
+    principal = ctx.principal
+    level = rbac.access(principal, rbac.CDR.read, client.id)
     if level is Access.NONE:
         raise forbidden("you have no right to view call detail records")
     scope = None
     if level is Access.NUMBERS:
         scope = search.scope_for(
-            db,
-            client_id,
+            ctx.db,
+            client.id,
             sorted(principal.internal_number_ids),
             sorted(principal.external_number_ids),
         )
-    client = db.get(Client, client_id)
-    assert client is not None  # ensure_client checked it
-    return CdrAccess(ctx, scope, _zone(client.timezone, state), _plan(state, client))
+    state = ctx.state
+    tz = _zone(client.timezone, state)
+    return CdrAccess(ctx, client.id, scope, tz, numbering_plan(state, client))
+
+
+# Checked before the query parameters are: 404 and 403 come before any 422.
+CdrReader = Annotated[CdrAccess, Depends(cdr_access)]
 
 
 def _zone(name: str | None, state: AppState) -> ZoneInfo:
@@ -323,11 +331,6 @@ def _zone(name: str | None, state: AppState) -> ZoneInfo:
         except (ZoneInfoNotFoundError, ValueError):
             continue
     return ZoneInfo("UTC")
-
-
-def _plan(state: AppState, client: Client) -> NumberingPlan:
-    plan: NumberingPlan = state.settings.numbering_plan
-    return replace(plan, default_area_code=client.area_code) if client.area_code else plan
 
 
 def parse_time(field_name: str, text: str, tz: ZoneInfo, *, end: bool = False) -> int:
@@ -393,7 +396,7 @@ def _any_number(raw: str, plan: NumberingPlan) -> dict[str, str]:
     return {"number_suffix": cleaned[-plan.national_number_length :]}
 
 
-def build_filter(params: FilterParams, access: CdrAccess, client_id: int) -> CallFilter:
+def build_filter(params: FilterParams, access: CdrAccess) -> CallFilter:
     start, stop = _period(params, access.tz)
     numbers: dict[str, Any] = {}
     if params.caller is not None:
@@ -403,7 +406,7 @@ def build_filter(params: FilterParams, access: CdrAccess, client_id: int) -> Cal
     if params.number is not None:
         numbers.update(_any_number(params.number, access.plan))
     return CallFilter(
-        client_id=client_id,
+        client_id=access.client_id,
         start_from_ms=start,
         start_to_ms=stop,
         internal_number=params.internal_number,
@@ -537,21 +540,13 @@ def call_detail(db: Session, call: Call) -> CallDetail:
     operation_id="list_calls",
     summary="Search call detail records",
 )
-def list_calls(
-    client_id: ClientIdPath,
-    params: Annotated[CallListParams, Query()],
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> CallPage:
+def list_calls(access: CdrReader, params: Annotated[CallListParams, Query()]) -> CallPage:
     """CDR-2: calls by period, caller, called, internal number, any number (trailing digits),
     outcome and direction; newest first. Deep pages: follow ``next_cursor``."""
-    access = _cdr_access(request, db, principal, state, client_id)
-    call_filter = build_filter(params, access, client_id)
+    call_filter = build_filter(params, access)
     cursor = _cursor(params)
     result = search.search_calls(
-        db,
+        access.db,
         call_filter,
         sort=params.sort,
         limit=params.limit,
@@ -590,18 +585,12 @@ def _cursor(params: CallListParams) -> Cursor | None:
     responses={200: {"content": {"text/csv": {}}}},
 )
 def export_calls_csv(
-    client_id: ClientIdPath,
-    params: Annotated[ExportParams, Query()],
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
+    access: CdrReader, params: Annotated[ExportParams, Query()]
 ) -> StreamingResponse:
     """CDR-2 export: the search's filters, streamed as UTF-8 CSV with a BOM (Excel reads the
     encoding from it), one header row, at most 1,000,000 calls (a larger period is a 422)."""
-    access = _cdr_access(request, db, principal, state, client_id)
-    call_filter = build_filter(params, access, client_id)
-    matches = db.scalar(search.count_query(call_filter, EXPORT_CAP)) or 0
+    call_filter = build_filter(params, access)
+    matches = access.db.scalar(search.count_query(call_filter, EXPORT_CAP)) or 0
     if matches > EXPORT_CAP:
         raise ApiError(
             422,
@@ -610,12 +599,14 @@ def export_calls_csv(
             field="from",
         )
     delimiter = ";" if params.delimiter == "semicolon" else ","
-    rows = _csv_stream(state.sessions, call_filter, params.sort, access.tz, delimiter)
+    sessions = access.ctx.state.sessions
+    rows = _csv_stream(sessions, call_filter, params.sort, access.tz, delimiter)
     stamp = datetime.now(access.tz).strftime("%Y%m%d-%H%M")
+    filename = f"calls-{access.client_id}-{stamp}.csv"
     return StreamingResponse(
         rows,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="calls-{client_id}-{stamp}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -705,15 +696,8 @@ def _csv_stream(
     summary="Export call detail records as XLSX (not implemented)",
     responses={501: {"description": "not implemented"}},
 )
-def export_calls_xlsx(
-    client_id: ClientIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> None:
+def export_calls_xlsx(_access: CdrReader) -> None:
     """CDR-2 XLSX export needs an XLSX writer (openpyxl) that this installation lacks."""
-    _cdr_access(request, db, principal, state, client_id)
     raise ApiError(
         501,
         "not_implemented",
@@ -729,30 +713,35 @@ def export_calls_xlsx(
     operation_id="get_call",
     summary="Read one call with legs, events, recordings and faxes",
 )
-def get_call(
-    client_id: ClientIdPath,
-    call_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> CallDetail:
+def get_call(access: CdrReader, call_id: ItemIdPath) -> CallDetail:
     """CDR-1 details of one call and DP-7's list of steps; another tenant's call is a 404."""
-    access = _cdr_access(request, db, principal, state, client_id)
-    call = search.get_call(db, CallFilter(client_id=client_id, scope=access.scope), call_id)
+    scoped = CallFilter(client_id=access.client_id, scope=access.scope)
+    call = search.get_call(access.db, scoped, call_id)
     if call is None:
         raise not_found("call")
-    return call_detail(db, call)
+    return call_detail(access.db, call)
 
 
 # --- recordings and faxes --------------------------------------------------------------------
 
 
-def _visible_call(db: Session, access: CdrAccess, client_id: int, call_id: int) -> bool:
+CallFile = TypeVar("CallFile", Recording, Fax)
+
+
+def _call_file(access: CdrAccess, model: type[CallFile], item_id: int, what: str) -> CallFile:
+    """A recording or fax of the client, of a call the caller may see; else 404 (ADM-4)."""
+    query = select(model).where(model.client_id == access.client_id, model.id == item_id)
+    row = access.db.scalar(query)
+    if row is None or not _visible_call(access, row.call_id):
+        raise not_found(what)
+    return row
+
+
+def _visible_call(access: CdrAccess, call_id: int) -> bool:
     if access.scope is None:
         return True
-    scoped = CallFilter(client_id=client_id, scope=access.scope)
-    return search.get_call(db, scoped, call_id) is not None
+    scoped = CallFilter(client_id=access.client_id, scope=access.scope)
+    return search.get_call(access.db, scoped, call_id) is not None
 
 
 def stored_file(state: AppState, relative: str, what: str) -> Path:
@@ -775,22 +764,10 @@ def stored_file(state: AppState, relative: str, what: str) -> Path:
     response_class=FileResponse,
     responses={200: {"content": {"audio/wav": {}}}, 404: {"description": "not found"}},
 )
-def download_recording(
-    client_id: ClientIdPath,
-    recording_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> FileResponse:
+def download_recording(access: CdrReader, recording_id: ItemIdPath) -> FileResponse:
     """CDR-2: the recording's audio, with HTTP ranges for seeking in a player."""
-    access = _cdr_access(request, db, principal, state, client_id)
-    rec = db.scalar(
-        select(Recording).where(Recording.client_id == client_id, Recording.id == recording_id)
-    )
-    if rec is None or not _visible_call(db, access, client_id, rec.call_id):
-        raise not_found("recording")
-    path = stored_file(state, rec.storage_path, f"recording {rec.id}")
+    rec = _call_file(access, Recording, recording_id, "recording")
+    path = stored_file(access.ctx.state, rec.storage_path, f"recording {rec.id}")
     filename = f"call-{rec.call_id}-recording-{rec.id}{path.suffix}"
     return FileResponse(path, media_type=rec.content_type, filename=filename)
 
@@ -803,22 +780,12 @@ def download_recording(
     response_class=FileResponse,
     responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "not found"}},
 )
-def download_fax(
-    client_id: ClientIdPath,
-    fax_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> FileResponse:
+def download_fax(access: CdrReader, fax_id: ItemIdPath) -> FileResponse:
     """FAX-1: the received document from the call detail."""
-    access = _cdr_access(request, db, principal, state, client_id)
-    fax = db.scalar(select(Fax).where(Fax.client_id == client_id, Fax.id == fax_id))
-    if fax is None or not _visible_call(db, access, client_id, fax.call_id):
-        raise not_found("fax")
+    fax = _call_file(access, Fax, fax_id, "fax")
     if fax.pdf_path is None:
         raise ApiError(404, "file_missing", f"fax {fax.id} has no PDF (status: {fax.status})")
-    path = stored_file(state, fax.pdf_path, f"fax {fax.id}")
+    path = stored_file(access.ctx.state, fax.pdf_path, f"fax {fax.id}")
     filename = f"call-{fax.call_id}-fax-{fax.id}.pdf"
     return FileResponse(path, media_type="application/pdf", filename=filename)
 
@@ -833,18 +800,10 @@ def download_fax(
     operation_id="call_statistics",
     summary="Call totals per day, direction, operator or internal number",
 )
-def call_statistics(
-    client_id: ClientIdPath,
-    params: Annotated[StatsParams, Query()],
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> StatisticsOut:
+def call_statistics(access: CdrReader, params: Annotated[StatsParams, Query()]) -> StatisticsOut:
     """ST-1: calls, answered calls, duration, billable seconds and recorded cost per group;
     days are the client's local days. The period defaults to the last 30 days."""
-    access = _cdr_access(request, db, principal, state, client_id)
-    call_filter = build_filter(params, access, client_id)
+    call_filter = build_filter(params, access)
     stop = call_filter.start_to_ms if call_filter.start_to_ms is not None else now_ms()
     start = call_filter.start_from_ms
     if start is None:
@@ -852,7 +811,7 @@ def call_statistics(
     if params.group == "day" and stop - start > MAX_DAY_PERIOD.total_seconds() * 1000:
         raise invalid("from", f"a per-day chart covers at most {MAX_DAY_PERIOD.days} days")
     call_filter = replace(call_filter, start_from_ms=start, start_to_ms=stop)
-    rows = search.statistics(db, call_filter, params.group, access.tz)
+    rows = search.statistics(access.db, call_filter, params.group, access.tz)
     return _stats_out(params.group, access.tz, start, stop, rows)
 
 
@@ -905,7 +864,17 @@ def _audit_terms(params: AuditParams, tz: ZoneInfo) -> list[ColumnElement[bool]]
     return terms
 
 
-def _audit_page(db: Session, terms: list[ColumnElement[bool]], params: AuditParams) -> AuditPage:
+def _require_audit(ctx: Ctx, refusal: str) -> None:
+    """ADM-7: reading the log of ``ctx``'s client (or of the installation) needs AUDIT."""
+    if rbac.access(ctx.principal, rbac.AUDIT.read, ctx.client_id) is not Access.FULL:
+        raise forbidden(refusal)
+
+
+def _audit_page(db: Session, params: AuditParams, tz: ZoneInfo, client_id: int | None) -> AuditPage:
+    """One page of the log, newest first; only one client's when ``client_id`` is given."""
+    terms = _audit_terms(params, tz)
+    if client_id is not None:
+        terms.append(AuditEntry.client_id == client_id)
     base = select(AuditEntry).where(*terms)
     total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = db.scalars(
@@ -929,23 +898,12 @@ def _audit_page(db: Session, terms: list[ColumnElement[bool]], params: AuditPara
     operation_id="list_client_audit",
     summary="The audit log of one client",
 )
-def list_client_audit(
-    client_id: ClientIdPath,
-    params: Annotated[AuditParams, Query()],
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> AuditPage:
+def list_client_audit(ctx: ClientCtx, params: Annotated[AuditParams, Query()]) -> AuditPage:
     """ADM-7: who changed what of this client, when, before/after; newest first."""
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
-    ensure_client(ctx)
-    if rbac.access(principal, rbac.AUDIT.read, client_id) is not Access.FULL:
-        raise forbidden("you have no right to read the audit log")
-    client = db.get(Client, client_id)
-    tz = _zone(client.timezone if client else None, state)
-    terms = [AuditEntry.client_id == client_id, *_audit_terms(params, tz)]
-    return _audit_page(db, terms, params)
+    _require_audit(ctx, "you have no right to read the audit log")
+    client = ctx.db.get(Client, ctx.client_id)
+    tz = _zone(client.timezone if client else None, ctx.state)
+    return _audit_page(ctx.db, params, tz, ctx.client_id)
 
 
 @router.get(
@@ -955,16 +913,7 @@ def list_client_audit(
     operation_id="list_audit",
     summary="The whole audit log (provider staff)",
 )
-def list_audit(
-    params: Annotated[GlobalAuditParams, Query()],
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> AuditPage:
+def list_audit(ctx: InstallationCtx, params: Annotated[GlobalAuditParams, Query()]) -> AuditPage:
     """ADM-7: every change of the installation, system-level ones included; provider only."""
-    if rbac.access(principal, rbac.AUDIT.read, None) is not Access.FULL:
-        raise forbidden("only provider staff read the installation's audit log")
-    terms = _audit_terms(params, _zone(None, state))
-    if params.client_id is not None:
-        terms.append(AuditEntry.client_id == params.client_id)
-    return _audit_page(db, terms, params)
+    _require_audit(ctx, "only provider staff read the installation's audit log")
+    return _audit_page(ctx.db, params, _zone(None, ctx.state), params.client_id)

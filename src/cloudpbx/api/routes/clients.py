@@ -13,30 +13,39 @@ from functools import cache
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AfterValidator, BaseModel, Field, PlainSerializer
+from fastapi import APIRouter, Depends, Response
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import delete, select, update
 
 from cloudpbx.api import rbac
 from cloudpbx.api.crud import (
     CascadeQuery,
-    ClientIdPath,
+    ClientCtx,
     Ctx,
     ItemIdPath,
     Resource,
     audit,
     commit,
     delete_object,
-    ensure_client,
     fetch,
     make_update_schema,
     register,
     scope_filters,
     to_read,
 )
-from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
 from cloudpbx.api.errors import ApiError, invalid
-from cloudpbx.api.schemas.common import In, Limit, Name, RefId, Seconds, Stamped, Text
+from cloudpbx.api.schemas.common import (
+    In,
+    Limit,
+    MoneyIn,
+    MoneyOut,
+    Name,
+    RefId,
+    Seconds,
+    Stamped,
+    Text,
+    money_str,
+)
 from cloudpbx.db.models import (
     AuthSession,
     BillingAccount,
@@ -51,31 +60,11 @@ from cloudpbx.db.models import (
     UserRight,
 )
 from cloudpbx.numbers import Direction
-from cloudpbx.rights import PRESETS, Level, Right
+from cloudpbx.rights import COVERS, PRESETS, Level, Right
 from cloudpbx.security import hash_password
 
 router = APIRouter()
 
-# --- money (CDR-1: exact decimals, strings in JSON) -----------------------------------------
-
-MONEY_PLACES = Decimal("0.0001")  # the scale of the Money column type
-
-
-def money_str(value: Decimal) -> str:
-    """An exact amount as a string with 2 to 4 decimals: ``0.0125``, ``12.50``, ``100.00``.
-
-    The database returns the column's scale (``1.5000``) while a fresh object holds what was
-    sent (``1.5``): normalising keeps POST and GET answers identical.
-    """
-    whole, _, frac = f"{value.quantize(MONEY_PLACES):f}".partition(".")
-    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
-
-
-MoneyOut = Annotated[Decimal, PlainSerializer(money_str, return_type=str, when_used="json")]
-MoneyIn = Annotated[
-    Decimal,
-    Field(ge=0, max_digits=14, decimal_places=4, examples=["0.0125"], description="exact"),
-]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["RUB"], description="ISO 4217")]
 Lang = Literal["ru", "en"]
 
@@ -288,23 +277,10 @@ def _account(ctx: Ctx, action: str) -> BillingAccount:
     return account
 
 
-def _ctx(request: Request, db: Any, principal: rbac.Principal, state: Any, cid: int) -> Ctx:
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=cid, request=request)
-    ensure_client(ctx)
-    return ctx
-
-
 def _billing(action: str) -> Callable[..., Ctx]:
     """Client visibility (404) and rights (403) are checked before the body is read (422)."""
 
-    def authorize(
-        client_id: ClientIdPath,
-        request: Request,
-        db: DbSession,
-        principal: CurrentPrincipal,
-        state: State,
-    ) -> Ctx:
-        ctx = _ctx(request, db, principal, state, client_id)
+    def authorize(ctx: ClientCtx) -> Ctx:
         scope_filters(ctx, BILLING, action)
         return ctx
 
@@ -473,16 +449,6 @@ def _new_rights(
 
 def current_rights(obj: User | None) -> set[str]:
     return {r.right for r in obj.rights} if obj is not None else set()
-
-
-# ADM-1: a client administrator's power over its users' settings, CDR and calls covers the
-# client user's own.* rights: it may grant them without holding them itself.
-COVERS: dict[Right, Right] = {
-    Right.OWN_VIEW_SETTINGS: Right.USERS_VIEW_SETTINGS,
-    Right.OWN_VIEW_CDR: Right.USERS_VIEW_CDR,
-    Right.OWN_MANAGE_CALLS: Right.USERS_MANAGE_CALLS,
-    Right.OWN_CHANGE_SETTINGS: Right.USERS_EDIT,
-}
 
 
 def grantable(rights: frozenset[str]) -> set[str]:
@@ -691,14 +657,5 @@ register(router, [CLIENTS, USERS])
     operation_id="delete_users",
     summary="Delete a user",
 )
-def delete_user(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-    cascade: CascadeQuery = False,
-) -> Response:
-    ctx = _ctx(request, db, principal, state, client_id)
+def delete_user(ctx: ClientCtx, item_id: ItemIdPath, cascade: CascadeQuery = False) -> Response:
     return remove_user(ctx, USERS_FULL, item_id, cascade=cascade)

@@ -18,34 +18,33 @@ import re
 import struct
 import tempfile
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 from sqlalchemy import inspect, select
 
 from cloudpbx.api import rbac
 from cloudpbx.api.crud import (
     CascadeQuery,
-    ClientIdPath,
+    ClientCtx,
     Ctx,
     ItemIdPath,
     Resource,
     audit,
     commit,
     delete_object,
-    ensure_client,
     fetch,
     make_update_schema,
     register,
     scope_filters,
     to_read,
 )
-from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
 from cloudpbx.api.errors import ApiError, conflict, invalid, not_found
 from cloudpbx.api.routes.numbering import Services, e164
 from cloudpbx.api.schemas.common import (
@@ -122,14 +121,6 @@ def _replace_children(ctx: Ctx, obj: Any, attr: str, children: list[Any]) -> Non
         collection.clear()
         ctx.db.flush()
     collection.extend(children)
-
-
-def _context(
-    request: Request, db: DbSession, principal: CurrentPrincipal, state: State, client_id: int
-) -> Ctx:
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
-    ensure_client(ctx)
-    return ctx
 
 
 # --- forwarding numbers (FWD-1) --------------------------------------------------------------
@@ -863,24 +854,20 @@ def _record_audio(media: MediaFile, received: Received, relative: str) -> None:
     },
 )
 def upload_audio(
-    client_id: ClientIdPath,
+    ctx: ClientCtx,
     item_id: ItemIdPath,
     file: Annotated[UploadFile, File(description="WAV, 8 or 16-bit PCM, mono or stereo")],
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
 ) -> BaseModel:
     """MED-1: store a checked WAV as the file's audio, replacing any previous one."""
-    ctx = _context(request, db, principal, state, client_id)
     media = fetch(ctx, MEDIA_FILES, item_id, "update")
     before = to_read(ctx, MEDIA_FILES, media)
-    root = _media_dir(state.settings)
-    received = receive_upload(file, root / str(client_id), state.settings.max_upload_bytes)
-    relative = f"{client_id}/{media.id}.wav"
+    settings = ctx.state.settings
+    root = _media_dir(settings)
+    received = receive_upload(file, root / str(ctx.client_id), settings.max_upload_bytes)
+    relative = f"{ctx.client_id}/{media.id}.wav"
     try:
         _record_audio(media, received, relative)
-        db.flush()
+        ctx.db.flush()
         after = to_read(ctx, MEDIA_FILES, media)
         audit(ctx, "upload_audio", MEDIA_FILES.name, media.id, before, after)
         commit(ctx)
@@ -900,18 +887,10 @@ def upload_audio(
     summary="Download the audio of a media file",
     responses={200: {"content": {WAV_CONTENT_TYPE: {}}, "description": "the stored audio"}},
 )
-def download_audio(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> FileResponse:
+def download_audio(ctx: ClientCtx, item_id: ItemIdPath) -> FileResponse:
     """MED-1: stream the stored audio; only the client's own files are found (ADM-4)."""
-    ctx = _context(request, db, principal, state, client_id)
     media = fetch(ctx, MEDIA_FILES, item_id, "read")
-    path = _stored_path(state.settings, media)
+    path = _stored_path(ctx.state.settings, media)
     if path is None or not path.is_file():
         raise not_found("audio of this media file")
     filename = re.sub(r"[^\w.\- ]", "_", media.name).strip() or f"media-{media.id}"
@@ -931,19 +910,12 @@ def download_audio(
     responses={409: {"description": "in use; the body lists where"}},
 )
 def delete_media_file(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-    cascade: CascadeQuery = False,
+    ctx: ClientCtx, item_id: ItemIdPath, cascade: CascadeQuery = False
 ) -> Response:
     """MED-1: as the generic delete (409 listing usages), and the audio goes with the row."""
-    ctx = _context(request, db, principal, state, client_id)
     media = fetch(ctx, MEDIA_FILES, item_id, "delete")
     before = to_read(ctx, MEDIA_FILES, media)
-    path = _stored_path(state.settings, media)
+    path = _stored_path(ctx.state.settings, media)
     delete_object(ctx, MEDIA_FILES, media, cascade=cascade)
     audit(ctx, "delete", MEDIA_FILES.name, item_id, before, None)
     commit(ctx)
@@ -1127,19 +1099,12 @@ CsvBody = Annotated[
     responses={413: {"description": "larger than max_upload_bytes"}},
 )
 def import_contacts(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    body: CsvBody,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
+    ctx: ClientCtx, item_id: ItemIdPath, body: CsvBody, request: Request
 ) -> ContactImportResult:
     """CLS-1: all-or-nothing import of a contact list (CSV body, Content-Type text/csv)."""
-    ctx = _context(request, db, principal, state, client_id)
     classifier = fetch(ctx, CLASSIFIERS, item_id, "update")
     scope_filters(ctx, CONTACTS, "create")
-    limit = state.settings.max_upload_bytes
+    limit = ctx.state.settings.max_upload_bytes
     if len(body) > limit:
         raise ApiError(413, "too_large", f"csv: larger than {limit} bytes", field="csv")
     rows = parse_contacts(ctx, _decode_csv(body, request.headers.get("content-type")))
@@ -1178,47 +1143,28 @@ def change_status(ctx: Ctx, item_id: int, action: str) -> BaseModel:
     return after
 
 
-_STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
-    409: {"description": "not allowed in the campaign's status"},
-    422: {"description": "processing number or classifiers missing"},
-}
+def _status_route(action: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """``POST …/campaigns/{item_id}/<action>``: a status change, answered with the campaign."""
+    return router.post(
+        f"/clients/{{client_id}}/campaigns/{{item_id}}/{action}",
+        response_model=CampaignRead,
+        tags=["telemarketing"],
+        operation_id=f"{action}_campaign",
+        summary=summary,
+        responses={
+            409: {"description": "not allowed in the campaign's status"},
+            422: {"description": "processing number or classifiers missing"},
+        },
+    )
 
 
-@router.post(
-    "/clients/{client_id}/campaigns/{item_id}/start",
-    response_model=CampaignRead,
-    tags=["telemarketing"],
-    operation_id="start_campaign",
-    summary="Start a campaign (Blocked → Active)",
-    responses=_STATUS_RESPONSES,
-)
-def start_campaign(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> BaseModel:
+@_status_route("start", "Start a campaign (Blocked → Active)")
+def start_campaign(ctx: ClientCtx, item_id: ItemIdPath) -> BaseModel:
     """TM-1: needs a processing number and at least one classifier."""
-    return change_status(_context(request, db, principal, state, client_id), item_id, "start")
+    return change_status(ctx, item_id, "start")
 
 
-@router.post(
-    "/clients/{client_id}/campaigns/{item_id}/stop",
-    response_model=CampaignRead,
-    tags=["telemarketing"],
-    operation_id="stop_campaign",
-    summary="Stop a campaign (Active → Blocked)",
-    responses=_STATUS_RESPONSES,
-)
-def stop_campaign(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> BaseModel:
+@_status_route("stop", "Stop a campaign (Active → Blocked)")
+def stop_campaign(ctx: ClientCtx, item_id: ItemIdPath) -> BaseModel:
     """TM-1: an active campaign goes back to Blocked; contacts' outcomes are kept."""
-    return change_status(_context(request, db, principal, state, client_id), item_id, "stop")
+    return change_status(ctx, item_id, "stop")

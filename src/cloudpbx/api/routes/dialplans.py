@@ -17,31 +17,27 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from cloudpbx.api import rbac
 from cloudpbx.api.crud import (
-    ClientIdPath,
+    ClientCtx,
     Ctx,
     ItemIdPath,
     Resource,
     audit,
     commit,
-    ensure_client,
     fetch,
     make_update_schema,
     register,
     scope_filters,
 )
-from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
 from cloudpbx.api.errors import ApiError, conflict, forbidden, invalid, not_found
 from cloudpbx.api.rbac import Access, Principal
 from cloudpbx.api.schemas.common import In, Millis, OwnedOut, RefId, Text
-from cloudpbx.api.state import AppState
 from cloudpbx.db.models import (
     Campaign,
     CampaignClassifier,
@@ -415,14 +411,6 @@ def _layout(layout: dict[str, Any]) -> dict[str, Any]:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _ctx(
-    client_id: int, request: Request, db: Session, principal: Principal, state: AppState
-) -> Ctx:
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
-    ensure_client(ctx)
-    return ctx
-
-
 def _flush(ctx: Ctx, field: str | None = None) -> None:
     """Flush, turning a unique-key race with a concurrent request into a 409."""
     try:
@@ -453,6 +441,18 @@ def _add_version(
     )
     dialplan.current_version = number
     _flush(ctx)
+
+
+def _store_version(
+    ctx: Ctx, dialplan: Dialplan, plan: Plan, layout: dict[str, Any], comment: str, action: str
+) -> DialplanRead:
+    """Add ``plan`` as the new current version, audited as ``action`` with before/after."""
+    before = _serialize(ctx, dialplan)
+    _add_version(ctx, dialplan, plan, layout, comment)
+    after = _serialize(ctx, dialplan)
+    audit(ctx, action, DIALPLANS.name, dialplan.id, before, after)
+    commit(ctx)
+    return after
 
 
 def _check_base(dialplan: Dialplan, base_version: int | None) -> None:
@@ -503,25 +503,17 @@ def _check_number(ctx: Ctx, field: str, number_id: int) -> None:
     operation_id="create_dialplans",
     summary="Create a dialplan with its version 1",
 )
-def create_dialplan(
-    client_id: ClientIdPath,
-    body: DialplanCreate,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> DialplanRead:
+def create_dialplan(ctx: ClientCtx, body: DialplanCreate) -> DialplanRead:
     """NUM-3, DP-1, DP-5: a number's dialplan, checked before it is stored."""
-    ctx = _ctx(client_id, request, db, principal, state)
     scope_filters(ctx, DIALPLANS, "create")
     field, number_id = _number_of(body)
     _check_number(ctx, field, number_id)
     plan = _checked(ctx, _parse(body.steps), version=1)
     dialplan = Dialplan(
-        client_id=client_id, name=body.name, description=body.description, current_version=0
+        client_id=ctx.client_id, name=body.name, description=body.description, current_version=0
     )
     setattr(dialplan, field, number_id)
-    db.add(dialplan)
+    ctx.db.add(dialplan)
     _flush(ctx, field)
     _add_version(ctx, dialplan, plan, _layout(body.layout), body.comment)
     after = _serialize(ctx, dialplan)
@@ -537,26 +529,12 @@ def create_dialplan(
     operation_id="save_dialplan_steps",
     summary="Save the steps as a new version",
 )
-def save_steps(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    body: StepsSave,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> DialplanRead:
+def save_steps(ctx: ClientCtx, item_id: ItemIdPath, body: StepsSave) -> DialplanRead:
     """DP-5: validated, then stored as version N+1 (DP-4 "versions"); 409 on a stale base."""
-    ctx = _ctx(client_id, request, db, principal, state)
     dialplan = fetch(ctx, DIALPLANS, item_id, "update")
     _check_base(dialplan, body.base_version)
     plan = _checked(ctx, _parse(body.steps), version=dialplan.current_version + 1)
-    before = _serialize(ctx, dialplan)
-    _add_version(ctx, dialplan, plan, _layout(body.layout), body.comment)
-    after = _serialize(ctx, dialplan)
-    audit(ctx, "update", DIALPLANS.name, dialplan.id, before, after)
-    commit(ctx)
-    return after
+    return _store_version(ctx, dialplan, plan, _layout(body.layout), body.comment, "update")
 
 
 @router.post(
@@ -566,16 +544,8 @@ def save_steps(
     operation_id="validate_dialplan",
     summary="Check steps without saving (for the editor)",
 )
-def check_steps(
-    client_id: ClientIdPath,
-    body: StepsCheck,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> CheckResult:
+def check_steps(ctx: ClientCtx, body: StepsCheck) -> CheckResult:
     """DP-5 as a dry run: every issue, errors first; nothing is stored."""
-    ctx = _ctx(client_id, request, db, principal, state)
     scope_filters(ctx, DIALPLANS, "read")
     _plan, issues = _check(ctx, _parse(body.steps), version=0)
     return CheckResult(valid=not has_errors(issues), issues=_issues_out(issues))
@@ -593,16 +563,8 @@ VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="version numbe
     operation_id="list_dialplan_versions",
     summary="List the saved versions, newest first",
 )
-def list_versions(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> VersionList:
+def list_versions(ctx: ClientCtx, item_id: ItemIdPath) -> VersionList:
     """DP-4 "versions": every save is kept."""
-    ctx = _ctx(client_id, request, db, principal, state)
     dialplan = fetch(ctx, DIALPLANS, item_id, "read")
     v = DialplanVersion
     query = (
@@ -621,7 +583,7 @@ def list_versions(
             step_count=count,
             current=number == dialplan.current_version,
         )
-        for number, created_ms, created_by, comment, count in db.execute(query).all()
+        for number, created_ms, created_by, comment, count in ctx.db.execute(query).all()
     ]
     return VersionList(current_version=dialplan.current_version, items=items)
 
@@ -633,16 +595,7 @@ def list_versions(
     operation_id="get_dialplan_version",
     summary="Read one saved version",
 )
-def get_version(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    number: VersionPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> VersionRead:
-    ctx = _ctx(client_id, request, db, principal, state)
+def get_version(ctx: ClientCtx, item_id: ItemIdPath, number: VersionPath) -> VersionRead:
     dialplan = fetch(ctx, DIALPLANS, item_id, "read")
     version = _version_row(ctx, dialplan, number)
     if version is None:
@@ -667,17 +620,8 @@ def get_version(
     operation_id="rollback_dialplan",
     summary="Make a copy of an old version the new current version",
 )
-def rollback(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    body: RollbackBody,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> DialplanRead:
+def rollback(ctx: ClientCtx, item_id: ItemIdPath, body: RollbackBody) -> DialplanRead:
     """DP-4 "versions": rollback adds version N+1 (a re-validated copy); history stays."""
-    ctx = _ctx(client_id, request, db, principal, state)
     dialplan = fetch(ctx, DIALPLANS, item_id, "update")
     _check_base(dialplan, body.base_version)
     source = _version_row(ctx, dialplan, body.version)
@@ -685,13 +629,8 @@ def rollback(
         raise not_found("version")
     steps = [step_from_row(s) for s in source.steps]
     plan = _checked(ctx, steps, version=dialplan.current_version + 1)
-    before = _serialize(ctx, dialplan)
     comment = body.comment or f"rollback to version {source.number}"
-    _add_version(ctx, dialplan, plan, dict(source.layout), comment)
-    after = _serialize(ctx, dialplan)
-    audit(ctx, "rollback", DIALPLANS.name, dialplan.id, before, after)
-    commit(ctx)
-    return after
+    return _store_version(ctx, dialplan, plan, dict(source.layout), comment, "rollback")
 
 
 @router.post(
@@ -701,16 +640,8 @@ def rollback(
     summary="Simulate a call (DP-6; not implemented yet)",
     responses={501: {"description": "not implemented"}},
 )
-def simulate(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> None:
+def simulate(ctx: ClientCtx, item_id: ItemIdPath) -> None:
     """DP-6 needs the DP-4 interpreter: until it exists this says so plainly."""
-    ctx = _ctx(client_id, request, db, principal, state)
     fetch(ctx, DIALPLANS, item_id, "read")
     raise ApiError(501, "not_implemented", SIMULATOR_PENDING)
 
@@ -726,21 +657,16 @@ def simulate(
     summary="Where an object is used: dialplans, queues, voice menus, campaigns",
 )
 def get_usages(
-    client_id: ClientIdPath,
+    ctx: ClientCtx,
     kind: Annotated[TargetKind, Query(description="the object's kind")],
     item_id: Annotated[RefId, Query(alias="id", description="the object's id")],
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
 ) -> UsagesRead:
     """DP-1: targets are references, so "where is this port used?" has an answer."""
-    ctx = _ctx(client_id, request, db, principal, state)
-    if rbac.access(principal, rbac.CLIENT_CONFIG.read, client_id) is not Access.FULL:
+    if rbac.access(ctx.principal, rbac.CLIENT_CONFIG.read, ctx.client_id) is not Access.FULL:
         raise forbidden("you have no right to view this client's settings")
     model = TARGET_MODELS[kind]
-    query = select(model.id).where(model.id == item_id, model.client_id == client_id)
-    if db.scalar(query) is None:
+    query = select(model.id).where(model.id == item_id, model.client_id == ctx.client_id)
+    if ctx.db.scalar(query) is None:
         raise not_found(kind.label)
     return UsagesRead(
         kind=kind,

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, false
 
 from cloudpbx.api import rbac
 from cloudpbx.api.crud import (
-    ClientIdPath,
+    ClientCtx,
     Ctx,
     ItemIdPath,
     Resource,
     audit,
-    ensure_client,
     fetch,
     make_update_schema,
     register,
 )
-from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
 from cloudpbx.api.errors import invalid
 from cloudpbx.api.rbac import Principal
 from cloudpbx.api.schemas.common import In, Language, Limit, Name, OwnedOut, RefId, Seconds, Text
-from cloudpbx.db.models import ExternalNumber, InternalNumber, PickupGroup, Port
-from cloudpbx.numbers import InvalidNumber, is_valid_internal_number, normalize_e164
+from cloudpbx.api.state import AppState
+from cloudpbx.db.models import Client, ExternalNumber, InternalNumber, PickupGroup, Port
+from cloudpbx.numbers import (
+    InvalidNumber,
+    NumberingPlan,
+    is_valid_internal_number,
+    normalize_e164,
+)
 from cloudpbx.security import generate_sip_secret
 
 router = APIRouter()
@@ -103,21 +108,22 @@ def _prepare_external(ctx: Ctx, data: dict[str, Any], _obj: Any) -> dict[str, An
 def e164(ctx: Ctx, field_name: str, raw: str) -> str:
     """Normalise to E.164 (PRODUCT.md §3a) or fail naming the field."""
     try:
-        return normalize_e164(raw, _plan(ctx))
+        return normalize_e164(raw, _client_plan(ctx))
     except InvalidNumber as exc:
         raise invalid(field_name, str(exc)) from exc
 
 
-def _plan(ctx: Ctx) -> Any:
-    from dataclasses import replace
-
-    from cloudpbx.db.models import Client
-
-    plan = ctx.state.settings.numbering_plan
+def _client_plan(ctx: Ctx) -> NumberingPlan:
     client = ctx.db.get(Client, ctx.client_id) if ctx.client_id else None
-    return (
-        replace(plan, default_area_code=client.area_code) if client and client.area_code else plan
-    )
+    return numbering_plan(ctx.state, client)
+
+
+def numbering_plan(state: AppState, client: Client | None) -> NumberingPlan:
+    """The installation's plan, with the client's area code for national numbers (§3a)."""
+    plan = state.settings.numbering_plan
+    if client is None or not client.area_code:
+        return plan
+    return replace(plan, default_area_code=client.area_code)
 
 
 def _own_external(principal: Principal) -> ColumnElement[bool]:
@@ -270,21 +276,12 @@ register(router, [INTERNAL, EXTERNAL, PICKUP, PORTS])
     tags=["ports"],
     operation_id="get_port_secret",
 )
-def port_secret(
-    client_id: ClientIdPath,
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-) -> PortSecretRead:
+def port_secret(ctx: ClientCtx, item_id: ItemIdPath) -> PortSecretRead:
     """The SIP credentials to type into a phone: for those who may change the port."""
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=client_id, request=request)
-    ensure_client(ctx)
     port = fetch(ctx, PORTS, item_id, "update")
     audit(ctx, "read_secret", PORTS.name, port.id, None, None)
-    db.commit()
-    secret = state.secret_box.open(port.sip_secret_enc)
+    ctx.db.commit()
+    secret = ctx.state.secret_box.open(port.sip_secret_enc)
     return PortSecretRead(
-        sip_login=port.sip_login, sip_secret=secret, realm=state.settings.sip_realm
+        sip_login=port.sip_login, sip_secret=secret, realm=ctx.state.settings.sip_realm
     )

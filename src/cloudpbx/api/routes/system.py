@@ -13,21 +13,27 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, select
 
 from cloudpbx.api import rbac
-from cloudpbx.api.crud import CascadeQuery, Ctx, ItemIdPath, Resource, make_update_schema, register
-from cloudpbx.api.deps import CurrentPrincipal, DbSession, State
+from cloudpbx.api.crud import (
+    CascadeQuery,
+    Ctx,
+    InstallationCtx,
+    ItemIdPath,
+    Resource,
+    make_update_schema,
+    register,
+)
+from cloudpbx.api.deps import CurrentPrincipal, DbSession
 from cloudpbx.api.errors import conflict, invalid
 from cloudpbx.api.routes.clients import (
     Currency,
     Email,
     Lang,
     Login,
-    MoneyIn,
-    MoneyOut,
     Password,
     RightNames,
     UserRules,
@@ -36,7 +42,17 @@ from cloudpbx.api.routes.clients import (
     user_fields,
     user_prepare,
 )
-from cloudpbx.api.schemas.common import In, Limit, Name, Out, RefId, Stamped, Text
+from cloudpbx.api.schemas.common import (
+    In,
+    Limit,
+    MoneyIn,
+    MoneyOut,
+    Name,
+    Out,
+    RefId,
+    Stamped,
+    Text,
+)
 from cloudpbx.db.models import Operator, RewriteRule, RightDef, Tariff, TariffRate, User
 from cloudpbx.rights import ADDITIONAL_SETS, PRESETS, Level, Right, level_needs_client
 
@@ -113,14 +129,8 @@ STAFF = replace(STAFF_FULL, policy=replace(rbac.SYSTEM, delete=()))
     summary="Delete a staff user",
 )
 def delete_staff_user(
-    item_id: ItemIdPath,
-    request: Request,
-    db: DbSession,
-    principal: CurrentPrincipal,
-    state: State,
-    cascade: CascadeQuery = False,
+    ctx: InstallationCtx, item_id: ItemIdPath, cascade: CascadeQuery = False
 ) -> Response:
-    ctx = Ctx(db=db, principal=principal, state=state, client_id=None, request=request)
     return remove_user(ctx, STAFF_FULL, item_id, cascade=cascade)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
@@ -25,6 +26,27 @@ def ms_to_iso(value: int | None) -> str | None:
 Millis = Annotated[int, PlainSerializer(ms_to_iso, return_type=str, when_used="json")]
 OptMillis = Annotated[
     int | None, PlainSerializer(ms_to_iso, return_type=str | None, when_used="json")
+]
+
+# --- money (CDR-1: exact decimals, strings in JSON) -----------------------------------------
+
+MONEY_PLACES = Decimal("0.0001")  # the scale of the Money column type
+
+
+def money_str(value: Decimal) -> str:
+    """An exact amount as a string with 2 to 4 decimals: ``0.0125``, ``12.50``, ``100.00``.
+
+    The database returns the column's scale (``1.5000``) while a fresh object holds what was
+    sent (``1.5``): normalising keeps POST and GET answers identical.
+    """
+    whole, _, frac = f"{value.quantize(MONEY_PLACES):f}".partition(".")
+    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+MoneyOut = Annotated[Decimal, PlainSerializer(money_str, return_type=str, when_used="json")]
+MoneyIn = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=4, examples=["0.0125"], description="exact"),
 ]
 
 
