@@ -12,6 +12,7 @@ export CLOUDPBX_DATA_DIR ?= var
 
 run: install
 	$(BIN)/cloudpbx migrate
+	$(BIN)/cloudpbx prompts
 	$(BIN)/cloudpbx demo
 	$(BIN)/cloudpbx run
 

@@ -7,6 +7,7 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -83,6 +84,12 @@ def _demo_text(c: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    from cloudpbx.media.prompts import run
+
+    return run(args.out or Path(settings.data_dir) / "prompts", args.lang, force=args.force)
+
+
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -108,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password", help="prompted for when omitted")
     demo = sub.add_parser("demo", help="create the demo client (idempotent) and print logins")
     demo.add_argument("--json", action="store_true", help="print the credentials as JSON")
+    prompts = sub.add_parser("prompts", help="make the voice prompts with espeak-ng (idempotent)")
+    prompts.add_argument("--out", type=Path, help="directory (default: <data_dir>/prompts)")
+    prompts.add_argument(
+        "--lang", action="append", choices=["ru", "en"], help="repeatable; default all"
+    )
+    prompts.add_argument("--force", action="store_true", help="make every prompt again")
     sub.add_parser("run", help="serve the web interface and API")
     return parser
 
@@ -116,6 +129,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "create-admin": cmd_create_admin,
     "demo": cmd_demo,
+    "prompts": cmd_prompts,
     "run": cmd_run,
 }
 

@@ -3,7 +3,12 @@ TM-1), under tenancy (ADM-4) and rights (ADM-1, ADM-2)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
+import shutil
+import struct
+import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,16 +364,45 @@ def test_media_file_metadata_crud(acme, other):
     expect(admin.get(url(cid, "media-files", created["id"], "audio")), 404)
 
 
+def stored_wav(settings: Settings, cid: int, file_id: int) -> tuple[wave._wave_params, bytes]:
+    """The parameters and frames of a media file's stored audio."""
+    path = Path(settings.media_dir or "") / str(cid) / f"{file_id}.wav"
+    with wave.open(str(path), "rb") as wav:
+        return wav.getparams(), wav.readframes(wav.getnframes())
+
+
+def amplitude_at(pcm: bytes, freq: float, rate: int = 8000) -> float:
+    """Goertzel: the amplitude of the ``freq`` component of 16-bit mono PCM."""
+    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm)
+    coeff = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    return 2 * math.sqrt(max(power, 0.0)) / len(samples)
+
+
+def sox_file(tmp_path: Path, name: str, options: str, effects: str) -> bytes:
+    """A file made by sox from nothing (`sox -n <options> <name> <effects>`); sox is installed
+    by `make test` (scripts/install-system-deps.sh)."""
+    sox = shutil.which("sox")
+    assert sox, "sox is not installed: run scripts/install-system-deps.sh (Debian: sox)"
+    out = tmp_path / name
+    subprocess.run([sox, "-R", "-n", *options.split(), str(out), *effects.split()], check=True)
+    return out.read_bytes()
+
+
 def test_upload_and_download_wav(acme, settings: Settings):
-    """MED-1: a PCM WAV is stored with size, duration and hash, and downloads byte-exact."""
+    """MED-1: a telephony WAV (8 kHz mono 16-bit) is stored as uploaded, with size, duration
+    and hash, and downloads byte-exact."""
     cid, admin = acme
     file_id = media_file(admin, cid, "Приветствие 1/2")
-    data = make_wav(seconds=0.5, rate=16000, channels=2, width=2)
+    data = make_wav(seconds=0.5)
     stored = expect(upload(admin, cid, file_id, data), 200)
     assert stored["size_bytes"] == len(data)
     assert stored["duration_ms"] == 500
     assert stored["content_type"] == "audio/wav"
-    assert len(stored["sha256"]) == 64
+    assert stored["sha256"] == hashlib.sha256(data).hexdigest()
     path = Path(settings.media_dir or "") / str(cid) / f"{file_id}.wav"
     assert path.read_bytes() == data
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
@@ -380,26 +414,100 @@ def test_upload_and_download_wav(acme, settings: Settings):
         "%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82%D1%81%D1%82%D0%B2%D0%B8%D0%B5%201_2.wav"
     )
     assert response.content == data
-    # Replacing keeps one file; 8-bit mono is accepted too.
-    smaller = make_wav(seconds=0.25, width=1)
-    assert expect(upload(admin, cid, file_id, smaller), 200)["duration_ms"] == 250
-    assert admin.get(url(cid, "media-files", file_id, "audio")).content == smaller
+    # Any other WAV is converted: 16 kHz stereo, 8-bit, 24-bit all become 8 kHz mono 16-bit.
+    for other, duration in (
+        (make_wav(seconds=0.5, rate=16000, channels=2), 500),
+        (make_wav(seconds=0.25, width=1), 250),
+        (make_wav(seconds=0.25, rate=44100, width=3), 250),
+    ):
+        stored = expect(upload(admin, cid, file_id, other), 200)
+        assert stored["duration_ms"] == duration
+        params, _ = stored_wav(settings, cid, file_id)
+        assert (params.nchannels, params.sampwidth, params.framerate) == (1, 2, 8000)
+        assert params.nframes == duration * 8
+        content = admin.get(url(cid, "media-files", file_id, "audio")).content
+        assert content == path.read_bytes()
+        assert stored["size_bytes"] == len(content) == 44 + 2 * params.nframes
+        assert stored["sha256"] == hashlib.sha256(content).hexdigest()
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
     # Deleting the media file removes its audio.
     admin.ok("delete", url(cid, "media-files", file_id), 204)
     assert not path.exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("tone.mp3", ("-r 44100 -c 2", "synth 1 sine 440")),
+        ("tone.ogg", ("-r 44100 -c 2", "synth 1 sine 440")),
+        ("tone.flac", ("-r 48000 -c 2 -b 24", "synth 1 sine 440")),
+        ("tone.wav", ("-r 22050 -c 2 -e floating-point -b 32", "synth 1 sine 440")),
+    ],
+)
+def test_upload_converts_to_telephony_format(acme, settings: Settings, tmp_path, name, make):
+    """Media import (issue 4): MP3, Ogg Vorbis, FLAC and float WAV become 8 kHz mono 16-bit
+    WAV; the tone is still there, at 440 Hz and nowhere else."""
+    cid, admin = acme
+    file_id = media_file(admin, cid)
+    data = sox_file(tmp_path, name, *make)
+    stored = expect(upload(admin, cid, file_id, data, name=f"upload.{name}"), 200)
+    params, frames = stored_wav(settings, cid, file_id)
+    assert (params.nchannels, params.sampwidth, params.framerate) == (1, 2, 8000)
+    # MP3 adds its encoder delay (about 25 ms at 44.1 kHz); the rest are exact
+    assert 1000 <= stored["duration_ms"] <= 1060
+    assert stored["duration_ms"] == params.nframes // 8
+    middle = frames[2 * 1000 : 2 * 7000]  # 0.75 s away from the edges
+    peak = amplitude_at(middle, 440)
+    assert peak > 10000  # sox's full-scale sine, averaged to mono, minus resampling headroom
+    for other in (300, 600, 1000, 2000):
+        assert amplitude_at(middle, other) < peak / 100
+    assert stored["content_type"] == "audio/wav"
+
+
+def test_upload_is_not_trusted_by_its_name(acme, settings: Settings, tmp_path):
+    """The type comes from the bytes: an MP3 called .wav is still converted as MP3, a PNG
+    called .mp3 is refused as a PNG."""
+    cid, admin = acme
+    file_id = media_file(admin, cid)
+    mp3 = sox_file(tmp_path, "x.mp3", "-r 8000 -c 1", "synth 0.5 sine 1000")
+    assert expect(upload(admin, cid, file_id, mp3, name="x.wav"), 200)["duration_ms"] >= 500
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100)
+    body = expect(upload(admin, cid, file_id, png, name="x.mp3"), 415, "file")
+    assert "looks like a PNG image" in body["message"]
+
+
+def test_upload_too_long_is_refused_before_decoding(acme):
+    """A FLAC whose header announces more than an hour is refused (413) without decoding it."""
+    cid, admin = acme
+    file_id = media_file(admin, cid)
+    # fLaC + STREAMINFO: 8 kHz, mono, 16-bit, 3601 s of samples (the frames need not follow)
+    info = (8000 << 44) | (0 << 41) | (15 << 36) | (8000 * 3601)
+    data = b"fLaC\x80\0\0\x22" + bytes(10) + info.to_bytes(8, "big") + bytes(16)
+    body = expect(upload(admin, cid, file_id, data), 413, "file")
+    assert "longer than the limit of 1 hour" in body["message"]
+
+
+def _wav_with_tag(tag: int) -> bytes:
+    data = make_wav()
+    return data[:20] + struct.pack("<H", tag) + data[22:]
+
+
 BAD_FILES = [
     # (what, bytes, status, words in the message)
-    ("text", b"this is not audio at all", 415, "not a WAV file"),
-    ("mp3", b"ID3\x04\x00" + bytes(100), 415, "conversion of MP3 is not implemented yet"),
-    ("mp3 frame", b"\xff\xfb\x90\x00" + bytes(100), 415, "conversion of MP3 is not"),
-    ("ogg", b"OggS" + bytes(100), 415, "conversion of OGG is not implemented yet"),
-    ("flac", b"fLaC" + bytes(100), 415, "conversion of FLAC is not implemented yet"),
+    ("text", b"this is not audio at all", 415, "not an audio file (looks like text)"),
+    ("png", b"\x89PNG\r\n\x1a\n" + bytes(100), 415, "not an audio file (looks like a PNG image)"),
+    ("zip", b"PK\x03\x04" + bytes(100), 415, "looks like a ZIP archive"),
+    ("m4a", b"\0\0\0\x20ftypM4A " + bytes(100), 415, "MP4/M4A (AAC) audio is not supported"),
+    ("opus", b"OggS" + bytes(22) + b"\x01\x13OpusHead" + bytes(40), 415, "Ogg Opus is not"),
+    ("random", bytes(range(1, 256)), 415, "not a supported audio file"),
+    ("mp3", b"ID3\x04\x00" + bytes(100), 422, "MP3 could not be decoded"),
+    ("mp3 frame", b"\xff\xfb\x90\x00" + bytes(100), 422, "MP3 could not be decoded"),
+    ("ogg", b"OggS" + bytes(100), 422, "Ogg file without a Vorbis stream"),
+    ("flac", b"fLaC" + bytes(100), 422, "corrupt FLAC file"),
     ("short header", make_wav()[:30], 422, "corrupt WAV"),
     ("truncated data", make_wav()[:200], 422, "truncated WAV"),
-    ("24-bit", make_wav(width=3), 415, "24-bit samples"),
-    ("A-law", make_wav()[:20] + b"\x06\x00" + make_wav()[22:], 415, "WAV encoding not supported"),
+    ("mp3 in wav", _wav_with_tag(0x55), 415, "WAV encoding MPEG Layer 3 is not supported"),
+    ("9 channels", make_wav(channels=9), 415, "9 channels: at most 8"),
     ("empty", b"", 422, "empty"),
 ]
 

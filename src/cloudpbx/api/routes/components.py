@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import os
 import re
-import struct
 import tempfile
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,6 +71,13 @@ from cloudpbx.db.models import (
     VoicemailBox,
     VoiceMenu,
     VoiceMenuKey,
+)
+from cloudpbx.media.importer import (
+    ConverterMissingError,
+    ImportLimits,
+    ImportRefused,
+    ImportResult,
+    import_audio_sync,
 )
 
 router = APIRouter()
@@ -671,34 +675,14 @@ register(
 
 WAV_CONTENT_TYPE = "audio/wav"
 _CHUNK = 64 * 1024
-# Formats recognised by their first bytes, refused until media import converts them (issue 4).
-_CONVERTIBLE = (
-    (b"ID3", "MP3"),
-    (b"OggS", "OGG"),
-    (b"fLaC", "FLAC"),
-)
-
-
-@dataclass(frozen=True)
-class WavInfo:
-    channels: int
-    sample_width: int
-    rate: int
-    frames: int
-
-    @property
-    def duration_ms(self) -> int:
-        return self.frames * 1000 // self.rate
 
 
 @dataclass(frozen=True)
 class Received:
-    """An upload spooled next to its final place, checked, not yet visible."""
+    """An upload converted next to its final place (8 kHz mono 16-bit WAV), not yet visible."""
 
     temp: Path
-    size: int
-    sha256: str
-    wav: WavInfo
+    audio: ImportResult
 
 
 def _media_dir(settings: Settings) -> Path:
@@ -719,126 +703,55 @@ def _file_error(status: int, code: str, message: str) -> ApiError:
     return ApiError(status, code, f"file: {message}", field="file")
 
 
-def _copy_limited(source: IO[bytes], out: IO[bytes], limit: int) -> tuple[int, str]:
-    """Copy at most ``limit`` bytes, hashing on the way; 413 past the limit."""
-    digest = hashlib.sha256()
+def _copy_limited(source: IO[bytes], out: IO[bytes], limit: int) -> int:
+    """Copy at most ``limit`` bytes; 413 past the limit, 422 for an empty file."""
     size = 0
     while chunk := source.read(_CHUNK):
         size += len(chunk)
         if size > limit:
             raise _file_error(413, "too_large", f"larger than the upload limit of {limit} bytes")
-        digest.update(chunk)
         out.write(chunk)
     if size == 0:
         raise _file_error(422, "invalid", "the file is empty")
-    return size, digest.hexdigest()
+    return size
 
 
-def _sniff(head: bytes) -> str | None:
-    """The format of a file by its first bytes: WAV, a format to convert later, or None."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "WAV"
-    for magic, name in _CONVERTIBLE:
-        if head.startswith(magic):
-            return name
-    # An MPEG audio frame without an ID3 tag starts with 11 set sync bits.
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return "MP3"
-    return None
+def _import_limits(settings: Settings) -> ImportLimits:
+    return ImportLimits(max_bytes=settings.max_upload_bytes)
 
 
-def check_audio(path: Path) -> WavInfo:
-    """MED-1: accept WAV 8/16-bit PCM, mono or stereo, any rate; refuse the rest, saying why."""
-    with path.open("rb") as f:
-        kind = _sniff(f.read(12))
-    if kind is None:
-        raise _file_error(
-            415, "unsupported_media_type", "not a WAV file (RIFF/WAVE, 8 or 16-bit PCM expected)"
-        )
-    if kind != "WAV":
-        raise _file_error(
-            415,
-            "not_implemented",
-            f"conversion of {kind} is not implemented yet (media import, issue 4); upload WAV",
-        )
-    return _read_wav(path)
-
-
-def _read_wav(path: Path) -> WavInfo:
-    try:
-        with wave.open(str(path), "rb") as wav:
-            info = WavInfo(
-                wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
-            )
-            _check_wav_format(info)
-            _check_wav_data(wav, info)
-    except wave.Error as exc:
-        if str(exc).startswith("unknown format"):
-            raise _file_error(
-                415,
-                "not_implemented",
-                f"WAV encoding not supported yet ({exc}): use 8 or 16-bit PCM "
-                "(conversion: media import, issue 4)",
-            ) from exc
-        raise _file_error(422, "invalid", f"corrupt WAV file ({exc})") from exc
-    except (EOFError, struct.error, RuntimeError, ValueError, OverflowError) as exc:
-        # The stdlib reader's ways of saying "this header makes no sense" (short reads,
-        # seeks outside a chunk, absurd sizes): the peer's garbage, never a 500.
-        raise _file_error(422, "invalid", "corrupt WAV file (bad or truncated header)") from exc
-    return info
-
-
-def _check_wav_format(info: WavInfo) -> None:
-    if info.channels not in (1, 2):
-        raise _file_error(
-            415, "unsupported_media_type", f"{info.channels} channels: mono or stereo"
-        )
-    if info.sample_width not in (1, 2):
-        raise _file_error(
-            415,
-            "not_implemented",
-            f"{8 * info.sample_width}-bit samples are not supported yet: use 8 or 16-bit PCM "
-            "(conversion: media import, issue 4)",
-        )
-    if not 1000 <= info.rate <= 384_000:
-        raise _file_error(422, "invalid", f"corrupt WAV file (sample rate {info.rate} Hz)")
-    if info.frames == 0:
-        raise _file_error(422, "invalid", "the WAV file has no audio")
-
-
-def _check_wav_data(wav: wave.Wave_read, info: WavInfo) -> None:
-    """The data chunk must hold as many frames as its header says."""
-    frames = 0
-    while block := wav.readframes(16_384):
-        frames += len(block) // (info.channels * info.sample_width)
-    if frames < info.frames:
-        raise _file_error(
-            422, "invalid", f"truncated WAV file ({frames} of {info.frames} frames present)"
-        )
-
-
-def receive_upload(upload: UploadFile, folder: Path, limit: int) -> Received:
-    """Spool an upload into ``folder`` (same file system as its final name), then check it."""
+def receive_upload(upload: UploadFile, folder: Path, limits: ImportLimits) -> Received:
+    """Spool an upload into ``folder`` (same file system as its final name), then convert it
+    to the telephony format there (media import, issue 4): 413/415/422 naming ``file`` with
+    the importer's reason, 503 when the converter is not installed."""
+    limit = limits.max_bytes
     if upload.size is not None and upload.size > limit:
         raise _file_error(413, "too_large", f"larger than the upload limit of {limit} bytes")
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=folder, suffix=".part")
-    temp = Path(name)
+    source = Path(name)
+    target = source.with_suffix(".wav.part")
     try:
         with os.fdopen(fd, "wb") as out:
-            size, sha256 = _copy_limited(upload.file, out, limit)
-        return Received(temp, size, sha256, check_audio(temp))
+            _copy_limited(upload.file, out, limit)
+        return Received(target, import_audio_sync(source, target, limits))
+    except ImportRefused as exc:
+        raise _file_error(exc.status, exc.code, exc.reason) from exc
+    except ConverterMissingError as exc:
+        raise _file_error(503, "unavailable", str(exc)) from exc
     except BaseException:
-        temp.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
         raise
+    finally:
+        source.unlink(missing_ok=True)
 
 
 def _record_audio(media: MediaFile, received: Received, relative: str) -> None:
     media.storage_path = relative
     media.content_type = WAV_CONTENT_TYPE
-    media.size_bytes = received.size
-    media.duration_ms = received.wav.duration_ms
-    media.sha256 = received.sha256
+    media.size_bytes = received.audio.size
+    media.duration_ms = received.audio.duration_ms
+    media.sha256 = received.audio.sha256
 
 
 @router.post(
@@ -848,22 +761,27 @@ def _record_audio(media: MediaFile, received: Received, relative: str) -> None:
     operation_id="upload_media_file_audio",
     summary="Upload the audio of a media file",
     responses={
-        413: {"description": "larger than max_upload_bytes"},
-        415: {"description": "not WAV (MP3/OGG/FLAC conversion comes with media import)"},
-        422: {"description": "corrupt WAV"},
+        413: {"description": "larger than max_upload_bytes, or longer than one hour"},
+        415: {"description": "not WAV, MP3, Ogg Vorbis or FLAC; more than 8 channels"},
+        422: {"description": "empty, corrupt or undecodable audio"},
+        503: {"description": "the audio converter (sox) is not installed"},
     },
 )
 def upload_audio(
     ctx: ClientCtx,
     item_id: ItemIdPath,
-    file: Annotated[UploadFile, File(description="WAV, 8 or 16-bit PCM, mono or stereo")],
+    file: Annotated[
+        UploadFile,
+        File(description="WAV, MP3, Ogg Vorbis or FLAC; stored as 8 kHz mono 16-bit WAV"),
+    ],
 ) -> BaseModel:
-    """MED-1: store a checked WAV as the file's audio, replacing any previous one."""
+    """MED-1: convert the upload to 8 kHz mono 16-bit PCM WAV and store it as the file's audio,
+    replacing any previous one (a WAV already in that format is stored as uploaded)."""
     media = fetch(ctx, MEDIA_FILES, item_id, "update")
     before = to_read(ctx, MEDIA_FILES, media)
     settings = ctx.state.settings
     root = _media_dir(settings)
-    received = receive_upload(file, root / str(ctx.client_id), settings.max_upload_bytes)
+    received = receive_upload(file, root / str(ctx.client_id), _import_limits(settings))
     relative = f"{ctx.client_id}/{media.id}.wav"
     try:
         _record_audio(media, received, relative)
