@@ -1,0 +1,449 @@
+"""The asyncio shell around the sans-I/O transaction layer (ENGINEERING.md §3).
+
+:class:`SipEndpoint` owns one :class:`~cloudpbx.sip.transaction.TransactionLayer` and the
+transports it listens on. For every message a transport hands up it parses the bytes (garbage
+gets its 400, RFC 3261 §21.4.1, or is dropped), stamps ``received``/``rport`` on a request's
+top Via (RFC 3261 §18.2.1, RFC 3581 §4), feeds the layer with ``loop.time()``, drains the
+layer's events to the application callback, transmits what the layer queued and re-arms ONE
+``loop.call_at`` timer at ``layer.get_timer()``. Nothing here creates a task: transports call
+:meth:`SipEndpoint.sink` synchronously, and the timer is a single kept handle.
+
+Responses go back over the flow the request came on. On UDP that is the request's source
+address and port -- what ``received``/``rport`` name -- whether or not the client asked for
+``rport``: symmetric response routing (RFC 3581 §4) is what phones behind NAT need, as
+Asterisk (``force_rport``) and Kamailio do, instead of the sent-by port of RFC 3261 §18.2.2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import ipaddress
+import logging
+import math
+import secrets
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cloudpbx.sip.errors import ParseError
+from cloudpbx.sip.events import (
+    CancelReceived,
+    RequestReceived,
+    TransactionEvent,
+    TransactionKey,
+)
+from cloudpbx.sip.message import (
+    Request,
+    Response,
+    bad_request_response,
+    make_response,
+    parse_message,
+)
+from cloudpbx.sip.transaction import (
+    MAGIC_COOKIE,
+    TimerConfig,
+    TransactionLayer,
+    TransactionStateError,
+    UnknownTransactionError,
+)
+from cloudpbx.sip.uri import Via
+from cloudpbx.transport.base import (
+    Address,
+    Flow,
+    FlowClosed,
+    RateLimiter,
+    Received,
+    SendFailed,
+    Transport,
+    TransportError,
+    TransportEvent,
+    TransportKind,
+    TransportSet,
+)
+from cloudpbx.transport.tcp import TCPTransport
+from cloudpbx.transport.udp import UDPTransport
+
+__all__ = [
+    "GC_MODES",
+    "EndpointStats",
+    "EventHandler",
+    "SipEndpoint",
+    "configure_gc",
+    "event_loop_factory",
+    "run",
+    "stamp_via",
+]
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[TransactionEvent], None]
+"""The transaction user: called once per event, synchronously; it may call back into the
+endpoint (``send_response``, ``send_request`` ...), whose output goes out after it returns."""
+
+_T = TypeVar("_T")
+
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def event_loop_factory(
+    prefer_uvloop: bool = True,
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory when it is importable and wanted, else ``None`` (asyncio's).
+
+    BENCHMARKING.md: a UDP echo costs ~21 µs of CPU on asyncio and ~5 µs on uvloop.
+    """
+    if not prefer_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Coroutine[Any, Any, _T], *, prefer_uvloop: bool = True) -> _T:
+    """``asyncio.run`` on uvloop when available (ENGINEERING.md §1)."""
+    with asyncio.Runner(loop_factory=event_loop_factory(prefer_uvloop)) as runner:
+        return runner.run(main)
+
+
+GC_MODES = ("tuned", "default", "off")
+
+
+def configure_gc(mode: str = "tuned") -> None:
+    """The process's garbage-collector policy, for a SIP server's latency.
+
+    ``tuned``: freeze what exists (imported modules, start-up state: out of every future
+    scan) and make full collections rare (third threshold 1000 instead of 10). A full
+    collection walks every object alive -- over UDP each call leaves its INVITE and BYE
+    transactions for 64*T1 (Timers L and J), ~64,000 transactions at 1,000 calls/s -- and
+    measured 150-300 ms there: long enough to overflow the socket buffer and push the
+    response time p99 past 50 ms (bench/sip_uas_load.py). Reference counting frees the call
+    path's objects (those collections found nothing to collect); young generations are
+    still collected. ``off`` disables the collector (for measurements); ``default`` leaves
+    CPython's settings.
+    """
+    if mode not in GC_MODES:
+        raise ValueError(f"GC mode must be one of {GC_MODES}, not {mode!r}")
+    if mode == "off":
+        gc.disable()
+    elif mode == "tuned":
+        gc.collect()
+        gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, 1000)
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    """Counters of one endpoint (all monotonic)."""
+
+    received: int = 0  # messages handed up by the transports
+    parse_errors: int = 0  # unparseable messages (answered 400/505/513 or dropped)
+    stamped: int = 0  # requests whose top Via got received/rport
+    sent: int = 0  # messages given to a transport
+    send_errors: int = 0  # TransportError on send (reported to the layer)
+    handler_errors: int = 0  # exceptions raised by the event handler (logged)
+
+
+def _ip_text(host: str) -> str:
+    """A Via host as an IP in canonical text form (hostnames are returned as they are)."""
+    host = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(host))
+    return host
+
+
+def stamp_via(request: Request, source: Address) -> bool:
+    """Add ``received`` / ``rport`` to the request's top Via; True when it changed.
+
+    RFC 3261 §18.2.1: ``received`` when the sent-by host is not the source IP. RFC 3581 §4:
+    with an ``rport`` parameter, ``rport`` is set to the source port and ``received`` is
+    added even when the addresses match. IPv6 ``received`` is written without brackets
+    (RFC 3261 §20.42 grammar; RFC 5118 §4.5).
+    """
+    via = request.via[0]
+    host, port = source
+    rport = via.has_rport
+    if not rport and (via.host == host or _ip_text(via.host) == host):
+        return False  # the fast path: nothing to add, the message stays byte-exact
+    stamped: Via = via.with_param("received", host)
+    if rport:
+        stamped = stamped.with_param("rport", str(port))
+    request.headers.replace_first("via", str(stamped))
+    return True
+
+
+class SipEndpoint:
+    """One SIP endpoint: a transaction layer, its transports and its single timer.
+
+    ``handler`` gets every :class:`~cloudpbx.sip.events.TransactionEvent`. The TU methods
+    (``send_request``, ``send_response``, ``send_stateless``, ``cancel``, ``respond_487``)
+    feed the layer with ``loop.time()`` and transmit at once -- or, when called from the
+    handler, right after it returns. Must be used from the loop's thread only.
+    """
+
+    def __init__(
+        self,
+        handler: EventHandler | None = None,
+        *,
+        config: TimerConfig | None = None,
+        max_server_transactions: int = 100_000,
+        rate_limiter: RateLimiter | None = None,
+        new_tag: Callable[[], str] | None = None,
+    ) -> None:
+        self.new_tag: Callable[[], str] = new_tag or (lambda: secrets.token_hex(6))
+        self.layer = TransactionLayer(
+            new_tag=self.new_tag,
+            config=config,
+            max_server_transactions=max_server_transactions,
+        )
+        self.transports = TransportSet()
+        self.stats = EndpointStats()
+        self.on_flow_closed: Callable[[Flow], None] | None = None
+        self._handler: EventHandler = handler or _ignore
+        self._rate_limiter = rate_limiter
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._udp: UDPTransport | None = None
+        self._tcp: TCPTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._pumping = False
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    @property
+    def handler(self) -> EventHandler:
+        return self._handler
+
+    @handler.setter
+    def handler(self, handler: EventHandler) -> None:
+        self._handler = handler
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def udp(self) -> UDPTransport | None:
+        return self._udp
+
+    async def listen_udp(
+        self, host: str, port: int, *, receive_buffer: int | None = UDP_RECEIVE_BUFFER
+    ) -> Address:
+        """Bind a UDP socket (port 0 picks one); returns the bound address.
+
+        ``receive_buffer`` sets SO_RCVBUF (the kernel caps it at ``net.core.rmem_max``):
+        the default ~208 KiB holds a few hundred datagrams, a 100 ms pause of the loop at
+        a few thousand datagrams/s -- a garbage collection -- and the kernel drops
+        requests (``UdpRcvbufErrors``) that then come back as retransmissions.
+        """
+        udp = UDPTransport(self.sink, rate_limiter=self._rate_limiter)
+        addr = await udp.listen(host, port)
+        if receive_buffer:
+            _set_receive_buffer(udp, receive_buffer)
+        self._udp = udp
+        self.add_transport(udp)
+        return addr
+
+    async def listen_tcp(self, host: str, port: int) -> Address:
+        """Listen on TCP (port 0 picks one); returns the bound address."""
+        tcp = TCPTransport(self.sink, rate_limiter=self._rate_limiter, tag_factory=self.new_tag)
+        addr = await tcp.listen(host, port)
+        self._tcp = tcp
+        self.add_transport(tcp)
+        return addr
+
+    def add_transport(self, transport: Transport) -> None:
+        """Send through ``transport`` too (built with :meth:`sink` as its sink)."""
+        self.transports.add(transport)
+
+    async def flow_to(self, remote: Address, kind: TransportKind = TransportKind.UDP) -> Flow:
+        """A flow to ``remote`` for a request we send: from our UDP socket, or over a TCP
+        connection (an existing one or a new one, RFC 3261 §18.1.1, RFC 5923)."""
+        if kind is TransportKind.UDP and self._udp is not None:
+            return self._udp.flow_to(remote)
+        if kind is TransportKind.TCP and self._tcp is not None:
+            return await self._tcp.connect(remote)
+        raise TransportError(f"no {kind.value} transport to reach {remote}")
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.transports.close()
+        await self.transports.wait_closed()
+
+    # --- identifiers (randomness lives in the shell, not in sip/) ----------------------------
+
+    @staticmethod
+    def new_branch() -> str:
+        """An RFC 3261 §8.1.1.7 branch: the magic cookie and 64 random bits."""
+        return MAGIC_COOKIE + secrets.token_hex(8)
+
+    @staticmethod
+    def new_call_id() -> str:
+        return secrets.token_hex(12)
+
+    def via_for(self, flow: Flow) -> str:
+        """The Via value of a request we send on ``flow``, asking for ``rport`` (RFC 3581
+        §3) and with a fresh branch."""
+        host, port = flow.local
+        host = f"[{host}]" if ":" in host else host
+        return f"SIP/2.0/{flow.kind.value} {host}:{port};rport;branch={self.new_branch()}"
+
+    # --- from the transports ----------------------------------------------------------------
+
+    def sink(self, event: TransportEvent) -> None:
+        """The transports' sink: called synchronously for each event."""
+        if isinstance(event, Received):
+            self._receive(event.data, event.flow, event.now)
+        elif isinstance(event, FlowClosed):
+            # RFC 3261 §17.1.4 / §17.2.4: transactions on a dead connection fail.
+            self.layer.transport_error_for_address(event.flow, event.now)
+            if self.on_flow_closed is not None:
+                self.on_flow_closed(event.flow)
+        elif isinstance(event, SendFailed) and event.flow is not None:
+            self.layer.transport_error_for_address(event.flow, event.now)
+        self._pump()
+
+    def _receive(self, data: bytes, flow: Flow, now: float) -> None:
+        self.stats.received += 1
+        try:
+            msg = parse_message(data)
+        except ParseError as exc:
+            # RFC 3261 §21.4.1 / RFC 4475: a 400 (505, 513) when a response can be built,
+            # else a silent drop; the answer goes back the way the request came.
+            self.stats.parse_errors += 1
+            answer = bad_request_response(data, exc, to_tag=self.new_tag())
+            if answer is not None:
+                self._transmit(answer, flow, now)
+            return
+        if isinstance(msg, Request) and msg.method != "ACK" and stamp_via(msg, flow.remote):
+            self.stats.stamped += 1  # an ACK gets no response: nothing to route back
+        self.layer.receive(msg, flow, now, reliable=flow.kind.reliable)
+
+    # --- from the TU ---------------------------------------------------------------------
+
+    def send_request(self, request: Request, flow: Flow) -> TransactionKey:
+        """Start a client transaction (the top Via needs a fresh branch: :meth:`via_for`)."""
+        key = self.layer.send_request(request, flow, self.loop.time(), reliable=flow.kind.reliable)
+        self._pump()
+        return key
+
+    def send_response(self, response: Response, *, tx_key: TransactionKey | None = None) -> None:
+        self.layer.send_response(response, self.loop.time(), tx_key=tx_key)
+        self._pump()
+
+    def send_stateless(self, message: Request | Response, flow: Flow) -> None:
+        """Outside any transaction: the ACK for a 2xx (RFC 3261 §13.2.2.4)."""
+        self.layer.send_stateless(message, flow)
+        self._pump()
+
+    def cancel(self, tx_key: TransactionKey) -> TransactionKey | None:
+        key = self.layer.cancel(tx_key, self.loop.time())
+        self._pump()
+        return key
+
+    def respond_487(
+        self, cancel_key: TransactionKey, *, to_tag: str | None = None
+    ) -> TransactionKey | None:
+        key = self.layer.respond_487(cancel_key, self.loop.time(), to_tag=to_tag)
+        self._pump()
+        return key
+
+    # --- the pump: events out, bytes out, one timer -----------------------------------------
+
+    def _pump(self) -> None:
+        """Drain events to the handler and datagrams to the transports until both are
+        empty, then re-arm the timer. Re-entrant calls (the handler sending) return at once:
+        the outer loop picks up what they queued."""
+        if self._pumping:
+            return
+        self._pumping = True
+        layer = self.layer
+        try:
+            while True:
+                event = layer.next_event()
+                if event is not None:
+                    self._dispatch(event)
+                    continue
+                out = layer.datagrams_to_send()
+                if not out:
+                    break
+                now = self.loop.time()
+                for data, flow in out:
+                    self._transmit(data, flow, now)
+        finally:
+            self._pumping = False
+        self._rearm()
+
+    def _dispatch(self, event: TransactionEvent) -> None:
+        try:
+            self._handler(event)
+        except Exception:
+            self.stats.handler_errors += 1
+            logger.exception("SIP event handler failed on %s", type(event).__name__)
+            if isinstance(event, RequestReceived | CancelReceived):
+                self._answer_500(event.request, event.tx_key)
+
+    def _answer_500(self, request: Request, tx_key: TransactionKey) -> None:
+        """RFC 3261 §21.5.1: a TU failure still ends the server transaction (an INVITE
+        server transaction has no timer of its own while it waits for the TU)."""
+        response = make_response(request, 500, to_tag=self.new_tag())
+        with contextlib.suppress(TransactionStateError, UnknownTransactionError):
+            self.layer.send_response(response, self.loop.time(), tx_key=tx_key)
+
+    def _transmit(self, data: bytes, flow: Flow, now: float) -> None:
+        try:
+            self.transports.send(data, flow)
+        except TransportError as exc:
+            # RFC 3261 §18.4: report the failure to the transaction layer.
+            self.stats.send_errors += 1
+            logger.debug("send to %s failed: %s", flow, exc)
+            self.layer.transport_error_for_address(flow, now)
+        else:
+            self.stats.sent += 1
+
+    def _rearm(self) -> None:
+        """Keep ONE timer handle, at or before the layer's next deadline. A later deadline
+        keeps the earlier handle (it fires, finds little to do, and re-arms): cheaper than
+        cancelling and re-creating a handle per message."""
+        deadline = self.layer.get_timer()
+        if deadline is None or deadline >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        due = self._timer_at
+        self._timer = None
+        self._timer_at = math.inf
+        # call_at may run a hair early (the loop's clock resolution): the deadline is due.
+        self.layer.handle_timer(max(self.loop.time(), due))
+        self._pump()
+
+
+def _set_receive_buffer(udp: UDPTransport, size: int) -> None:
+    # UDPTransport has no socket-option hook: reach its asyncio transport's socket.
+    transport = udp._transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    except OSError as exc:
+        logger.warning("cannot set SO_RCVBUF to %d: %s", size, exc)
+
+
+def _ignore(event: TransactionEvent) -> None:
+    """The default handler: a server that answers nothing (the layer still absorbs
+    retransmissions and answers garbage)."""
