@@ -220,6 +220,61 @@ async def relay_main(args: argparse.Namespace) -> None:
         s.close()
 
 
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+
+def run_echo_server(args: argparse.Namespace) -> None:
+    """One socket that sends every datagram back (BENCHMARKING.md's "UDP echo")."""
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    sock.setblocking(False)
+    loop.run_until_complete(loop.create_datagram_endpoint(Echo, sock=sock))
+    loop.add_reader(sys.stdin.fileno(), loop.stop)  # any input (or EOF): stop
+    send_line({"port": sock.getsockname()[1]})
+    loop.run_forever()
+    loop.close()
+
+
+def echo_baseline(args: argparse.Namespace, loop: str, packets: int) -> dict[str, float]:
+    """CPU µs per echoed 172-byte datagram on one socket: one at a time, and 20 in flight."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    server = Child(["taskset", "-c", args.relay_cpu, *me, "echo-server", "--loop", loop])
+    out: dict[str, float] = {}
+    try:
+        addr = (HOST, server.recv()["port"])
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(2.0)
+        data = bytes(172)
+        for window in (1, 20):
+            for _ in range(1000 // window):  # warm up
+                for _ in range(window):
+                    c.sendto(data, addr)
+                for _ in range(window):
+                    c.recv(2048)
+            cpu0 = proc_cpu_s(server.proc.pid)
+            for _ in range(packets // window):
+                for _ in range(window):
+                    c.sendto(data, addr)
+                for _ in range(window):
+                    c.recv(2048)
+            out[f"in_flight_{window}"] = 1e6 * (proc_cpu_s(server.proc.pid) - cpu0) / packets
+        c.close()
+    finally:
+        server.stop()
+    return out
+
+
 def run_relay(args: argparse.Namespace) -> None:
     if args.loop == "uvloop":
         import uvloop
@@ -676,9 +731,9 @@ def table(steps: list[Step], runs_passed: dict[tuple[str, str, int], int], runs:
     head = (
         "| loop | forwarder | calls | packets/s in | relay CPU % | CPU µs/packet | loss % | "
         "added jitter p99 ms | added max gap ms | raw spacing p99 ms | raw max gap ms | "
-        "loop lag p99 / max ms | gen CPU % | other processes CPU % | pass |"
+        "loop lag p99 / max ms | gen CPU % | other processes CPU % | relay preempted /s | pass |"
     )
-    lines = [head, "|" + "---|" * 15]
+    lines = [head, "|" + "---|" * 16]
     for s in steps:
         ok = runs_passed[(s.loop, s.mode, s.calls)]
         verdict = ("yes" if s.passed else "**no**") + (f" ({ok}/{runs})" if runs > 1 else "")
@@ -687,7 +742,7 @@ def table(steps: list[Step], runs_passed: dict[tuple[str, str, int], int], runs:
             f"{s.us_per_packet:.2f} | {s.loss_pct:.3f} | {s.jitter_p99_ms:.2f} | "
             f"{s.gap_added_ms:.1f} | {s.spacing_p99_ms:.2f} | {s.gap_raw_ms:.1f} | "
             f"{s.lag_p99_ms:.2f} / {s.lag_max_ms:.1f} | {s.gen_cpu_pct:.0f} | "
-            f"{s.others_pct:.0f} | {verdict} |"
+            f"{s.others_pct:.0f} | {s.preempt_per_s:.0f} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -740,7 +795,14 @@ def orchestrate(args: argparse.Namespace) -> None:
                 failed = 0 if step.passed else failed + 1
                 if args.stop_after and failed >= args.stop_after:
                     break
+    echo: dict[str, list[dict[str, float]]] = {}
+    if args.echo_packets:
+        for _run in range(args.runs):
+            for loop in loops:
+                echo.setdefault(loop, []).append(echo_baseline(args, loop, args.echo_packets))
     if out:
+        for loop, results in echo.items():
+            out.write(json.dumps({"echo": loop, "runs": results}) + "\n")
         out.close()
     summary = [median_step(v) for v in runs.values()]
     passed = {k: sum(s.passed for s in v) for k, v in runs.items()}
@@ -758,6 +820,13 @@ def orchestrate(args: argparse.Namespace) -> None:
                 f"({best.pps_in:,.0f} packets/s in and out, {best.cpu_pct:.0f} % CPU, "
                 f"{best.us_per_packet:.2f} µs CPU per relayed packet)"
             )
+    if echo:
+        print("\nOne-socket UDP echo (172 bytes), server CPU per echoed packet, µs (median):")
+        print("| loop | one at a time | 20 in flight |\n|---|---|---|")
+        for loop, results in echo.items():
+            one = statistics.median(r["in_flight_1"] for r in results)
+            twenty = statistics.median(r["in_flight_20"] for r in results)
+            print(f"| {loop} | {one:.1f} | {twenty:.1f} |")
     me = f"{sys.executable} {Path(__file__).resolve()}"
     print("\nprocesses:")
     print(
@@ -777,6 +846,8 @@ def main() -> None:
     r.add_argument("--port-base", type=int, default=20000)
     r.add_argument("--gc", choices=("tuned", "default", "off"), default="tuned")
     sub.add_parser("gen", help="(internal) a load generator process")
+    e = sub.add_parser("echo-server", help="(internal) a one-socket UDP echo")
+    e.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--calls", default="100,200,300,400,500,600,700,800,900,1000")
     parser.add_argument("--loops", default="uvloop,asyncio")
     parser.add_argument("--duration", type=float, default=10.0, help="measuring window, s")
@@ -793,6 +864,12 @@ def main() -> None:
         type=int,
         default=2,
         help="stop a loop's ramp after this many failing steps in a row (0: never)",
+    )
+    parser.add_argument(
+        "--echo-packets",
+        type=int,
+        default=50_000,
+        help="packets for the one-socket UDP echo baseline (0: skip it)",
     )
     parser.add_argument("--generators", type=int, default=1)
     parser.add_argument(
@@ -823,6 +900,8 @@ def main() -> None:
         run_relay(args)
     elif args.role == "gen":
         run_gen(args)
+    elif args.role == "echo-server":
+        run_echo_server(args)
     else:
         orchestrate(args)
 

@@ -175,6 +175,12 @@ def _client_key(request: Request) -> TransactionKey:
     return TransactionKey(request.via[0].branch or "", "", request.method, False)
 
 
+def _retrieved(future: asyncio.Future[Response]) -> None:
+    """Mark a failure as seen: whoever awaits the future still gets it raised."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _now() -> float:
     # Digest nonces carry wall-clock time (docs/sip-auth-sdp.md): nodes sharing the key
     # must agree on what a timestamp means.
@@ -301,8 +307,10 @@ class TestUas:
             self._respond(key, request, 200, headers=self._capabilities())
         elif method == "INVITE":
             self._on_invite(key, request, flow)
-        else:  # DIALOG_ONLY without a To tag (§15.1.2 for BYE)
+        elif method in DIALOG_ONLY:  # without a To tag: no dialog (§15.1.2 for BYE)
             self._respond(key, request, 481)
+        else:
+            self._reject(key, request, 405)
 
     def _capabilities(self) -> list[tuple[str, HeaderValue]]:
         return [("Allow", ALLOW), ("Accept", SDP)]
@@ -710,7 +718,9 @@ class TestUas:
     def _send(self, request: Request, flow: Flow, call: Call | None = None) -> _Pending:
         """Start a client transaction; its events may arrive while it is being sent (a
         transport error), so the waiter is registered first."""
-        pending = _Pending(self.endpoint.loop.create_future(), call)
+        final: asyncio.Future[Response] = self.endpoint.loop.create_future()
+        final.add_done_callback(_retrieved)  # nobody awaits the BYE sent on an ACK timeout
+        pending = _Pending(final, call)
         self._client[_client_key(request)] = pending
         self.counters[f"out {request.method}"] += 1
         self.endpoint.send_request(request, flow)
