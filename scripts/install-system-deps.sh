@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cloudpbx needs, only when something is missing.
 #   base: what `make run` needs (a Python with venv; SoX with MP3 support to convert uploaded
-#         audio and espeak-ng to make the voice prompts, see docs/media-import.md)
+#         audio and espeak-ng to make the voice prompts, see docs/media-import.md; spandsp and
+#         libtiff's tiff2pdf to receive faxes, FAX-1)
 #   test: what `make test` adds (PostgreSQL for the second test run, SIPp for SIP interop)
 set -euo pipefail
 
@@ -10,6 +11,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 ls /usr/lib/*/sox/libsox_fmt_mp3.so >/dev/null 2>&1 || need+=(libsox-fmt-mp3)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+ls /usr/lib/*/libspandsp.so.2 >/dev/null 2>&1 || need+=(libspandsp2)
+command -v tiff2pdf >/dev/null 2>&1 || need+=(libtiff-tools)
 if [[ "${1:-base}" == test ]]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
