@@ -23,7 +23,6 @@ import ipaddress
 import logging
 import math
 import secrets
-import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -245,9 +244,7 @@ class SipEndpoint:
         requests (``UdpRcvbufErrors``) that then come back as retransmissions.
         """
         udp = UDPTransport(self.sink, rate_limiter=self._rate_limiter)
-        addr = await udp.listen(host, port)
-        if receive_buffer:
-            _set_receive_buffer(udp, receive_buffer)
+        addr = await udp.listen(host, port, receive_buffer=receive_buffer)
         self._udp = udp
         self.add_transport(udp)
         return addr
@@ -430,18 +427,6 @@ class SipEndpoint:
         # call_at may run a hair early (the loop's clock resolution): the deadline is due.
         self.layer.handle_timer(max(self.loop.time(), due))
         self._pump()
-
-
-def _set_receive_buffer(udp: UDPTransport, size: int) -> None:
-    # UDPTransport has no socket-option hook: reach its asyncio transport's socket.
-    transport = udp._transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-    except OSError as exc:
-        logger.warning("cannot set SO_RCVBUF to %d: %s", size, exc)
 
 
 def _ignore(event: TransactionEvent) -> None:

@@ -9,6 +9,8 @@ of CR, LF (and other blanks or NULs) are keep-alives some phones send instead of
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from typing import cast
 
 from cloudpbx.transport.base import (
@@ -28,6 +30,7 @@ from cloudpbx.transport.base import (
 __all__ = ["MAX_DATAGRAM", "UDPTransport"]
 
 MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
+logger = logging.getLogger(__name__)
 _BLANKS = b"\r\n \t\0"
 
 
@@ -51,7 +54,9 @@ class UDPTransport(Transport):
     def local_addr(self) -> Address | None:
         return self._local
 
-    async def listen(self, host: str, port: int) -> Address:
+    async def listen(self, host: str, port: int, *, receive_buffer: int | None = None) -> Address:
+        """Bind the socket; ``receive_buffer`` sets SO_RCVBUF (capped by the kernel at
+        ``net.core.rmem_max``) so a pause of the loop does not drop datagrams."""
         if self._transport is not None or self._closed:
             raise TransportError("UDP transport already bound or closed")
         self._loop = asyncio.get_running_loop()
@@ -59,8 +64,19 @@ class UDPTransport(Transport):
             lambda: _UDPProtocol(self), local_addr=(host, port)
         )
         self._protocol = protocol
+        if receive_buffer:
+            self._set_receive_buffer(receive_buffer)
         assert self._local is not None  # set by _bound
         return self._local
+
+    def _set_receive_buffer(self, size: int) -> None:
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError as exc:
+            logger.warning("cannot set SO_RCVBUF to %d: %s", size, exc)
 
     def _bound(self, transport: asyncio.DatagramTransport) -> None:
         """The socket exists: datagrams may arrive before ``listen`` returns."""
