@@ -106,6 +106,39 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """DP-6 from the command line: the same simulation as the API route."""
+    import datetime as dt
+
+    from pydantic import ValidationError
+
+    from cloudpbx.api.errors import ApiError
+    from cloudpbx.api.simulation import body_from_cli, find_dialplan, format_path, simulate_stored
+
+    try:
+        body = body_from_cli(
+            args.assume or [],
+            args.digits or [],
+            caller=args.caller,
+            time=args.time,
+            version=args.version,
+            number=args.number if args.dialplan is not None else None,
+        )
+    except (ValidationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    with factory() as session:
+        try:
+            dialplan = find_dialplan(session, settings, args.client, args.dialplan, args.number)
+            result = simulate_stored(session, settings, dialplan, body, dt.datetime.now(dt.UTC))
+        except ApiError as exc:
+            print(f"error: {exc.body.message}", file=sys.stderr)
+            return 2
+    print(result.model_dump_json(indent=2) if args.json else format_path(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloudpbx", description="cloudpbx virtual PBX")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prompts.add_argument("--force", action="store_true", help="make every prompt again")
     sub.add_parser("run", help="serve the web interface and API")
+    simulate = sub.add_parser("simulate", help="simulate a call through a dialplan (DP-6)")
+    simulate.add_argument("--client", type=int, required=True, help="the client's id")
+    simulate.add_argument("--dialplan", type=int, help="the dialplan's id (or give --number)")
+    simulate.add_argument("--number", help="the dialled number (its dialplan is simulated)")
+    simulate.add_argument("--caller", help="the caller's number (classifiers look it up)")
+    simulate.add_argument("--time", help="ISO 8601; without an offset: the client's clock")
+    simulate.add_argument("--version", type=int, help="dialplan version (default: current)")
+    simulate.add_argument(
+        "--assume", action="append", metavar="KIND:ID=STATE[@S]", help="e.g. port:7=busy"
+    )
+    simulate.add_argument("--digits", action="append", help="menu keys, one per menu play")
+    simulate.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -131,6 +176,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "prompts": cmd_prompts,
     "run": cmd_run,
+    "simulate": cmd_simulate,
 }
 
 

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     rtp_port_min: int = Field(10000, ge=1024, le=65534)
     rtp_port_max: int = Field(20000, ge=1025, le=65535)
     sip_realm: str = "cloudpbx"
+    # The SIP engine (issue 5): `cloudpbx run` starts it with the API unless this is false.
+    sip_enabled: bool = True
+    # RTP inactivity: a bridged party silent this long ends the call (dead phones, NAT loss).
+    rtp_timeout_s: float = Field(60.0, ge=5.0)
+    # DP-4 "timeout meaning": a ring step with timeout 0 rings this long.
+    ring_max_s: int = Field(120, ge=1)
 
     media_dir: Path | None = None
     recordings_dir: Path | None = None

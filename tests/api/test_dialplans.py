@@ -361,15 +361,6 @@ def test_rename_and_delete(pbx):
     assert pbx.admin.get(url).status_code == 404
 
 
-def test_simulator_is_not_implemented_yet(pbx):
-    """DP-6: the simulation route answers 501 with the reason."""
-    dp = _create(pbx)
-    response = pbx.admin.post(f"{pbx.base}/dialplans/{dp['id']}/simulate")
-    assert response.status_code == 501
-    assert response.json()["code"] == "not_implemented"
-    assert "interpreter" in response.json()["message"]
-
-
 # --- rights (ADM-1, ADM-4) -----------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,7 @@ from cloudpbx.api.crud import (
 from cloudpbx.api.errors import ApiError, conflict, forbidden, invalid, not_found
 from cloudpbx.api.rbac import Access, Principal
 from cloudpbx.api.schemas.common import In, Millis, OwnedOut, RefId, Text
+from cloudpbx.api.simulation import SimulateBody, SimulationOut, simulate_stored
 from cloudpbx.db.models import (
     Campaign,
     CampaignClassifier,
@@ -87,8 +88,6 @@ router = APIRouter()
 MAX_STEPS = 500
 """ADM-5: the most steps one dialplan may have (a graph nobody could read anyway)."""
 MAX_LAYOUT_CHARS = 200_000
-
-SIMULATOR_PENDING = "the simulator arrives with the interpreter (issue 5, DP-6)"
 
 TARGET_MODELS: dict[TargetKind, type[ClientOwned]] = {
     TargetKind.PORT: Port,
@@ -635,15 +634,20 @@ def rollback(ctx: ClientCtx, item_id: ItemIdPath, body: RollbackBody) -> Dialpla
 
 @router.post(
     "/clients/{client_id}/dialplans/{item_id}/simulate",
+    response_model=SimulationOut,
     tags=["dialplans"],
     operation_id="simulate_dialplan",
-    summary="Simulate a call (DP-6; not implemented yet)",
-    responses={501: {"description": "not implemented"}},
+    summary="Simulate a call: the path of steps with the reason for each move (DP-6)",
 )
-def simulate(ctx: ClientCtx, item_id: ItemIdPath) -> None:
-    """DP-6 needs the DP-4 interpreter: until it exists this says so plainly."""
-    fetch(ctx, DIALPLANS, item_id, "read")
-    raise ApiError(501, "not_implemented", SIMULATOR_PENDING)
+def simulate(
+    ctx: ClientCtx,
+    item_id: ItemIdPath,
+    body: Annotated[SimulateBody | None, Body()] = None,
+) -> SimulationOut:
+    """DP-6: the engine's interpreter run on assumed states; nothing is stored or rung."""
+    dialplan = fetch(ctx, DIALPLANS, item_id, "read")
+    now = dt.datetime.now(dt.UTC)
+    return simulate_stored(ctx.db, ctx.state.settings, dialplan, body or SimulateBody(), now)
 
 
 # --- usages (DP-1: "where is this port used?") -----------------------------------------------
