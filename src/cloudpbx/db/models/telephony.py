@@ -279,3 +279,27 @@ class CampaignClassifier(Base):
     classifier_id: Mapped[int] = mapped_column(
         ForeignKey("classifiers.id", ondelete="RESTRICT"), primary_key=True, index=True
     )
+
+
+class Registration(ClientOwned, Base):
+    """PRT-1: a UDP registration kept across restarts (engine/registration_db.py).
+
+    Only UDP bindings are stored: a TCP/TLS/WS binding dies with its connection (RFC 5626
+    §5.2), while a phone on UDP keeps its NAT mapping and expects to stay reachable.
+    """
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("port_id", "contact_uri"),)
+
+    port_id: Mapped[int] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"))
+    contact_uri: Mapped[str] = mapped_column(String(1000))
+    # Where the REGISTER came from (after NAT) and where it arrived: the flow to reuse.
+    source_host: Mapped[str] = mapped_column(String(64))
+    source_port: Mapped[int] = mapped_column(Integer)
+    local_host: Mapped[str] = mapped_column(String(64))
+    local_port: Mapped[int] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(String(8), default="UDP")
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    call_id: Mapped[str] = mapped_column(String(200))
+    cseq: Mapped[int] = mapped_column(BigInteger)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 04:08:47.057823
+Create Date: 2026-11-26 06:39:35.559771
 """
 
 import sqlalchemy as sa
@@ -1095,6 +1095,51 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_queue_agents_queue_id"), ["queue_id"], unique=False)
 
     op.create_table(
+        "registrations",
+        sa.Column("port_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("contact_uri", sa.String(length=1000), nullable=False),
+        sa.Column("source_host", sa.String(length=64), nullable=False),
+        sa.Column("source_port", sa.Integer(), nullable=False),
+        sa.Column("local_host", sa.String(length=64), nullable=False),
+        sa.Column("local_port", sa.Integer(), nullable=False),
+        sa.Column("transport", sa.String(length=8), nullable=False),
+        sa.Column("expires_at_ms", sa.BigInteger(), nullable=False),
+        sa.Column("user_agent", sa.String(length=200), nullable=False),
+        sa.Column("call_id", sa.String(length=200), nullable=False),
+        sa.Column("cseq", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "client_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_ms", sa.BigInteger(), nullable=False),
+        sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["clients.id"],
+            name=op.f("fk_registrations_client_id_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["port_id"],
+            ["ports.id"],
+            name=op.f("fk_registrations_port_id_ports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_registrations")),
+        sa.UniqueConstraint("port_id", "contact_uri", name=op.f("uq_registrations_port_id")),
+    )
+    with op.batch_alter_table("registrations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_registrations_client_id"), ["client_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_registrations_expires_at_ms"), ["expires_at_ms"], unique=False
+        )
+
+    op.create_table(
         "voice_menu_keys",
         sa.Column("menu_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("key", sa.String(length=1), nullable=False),
@@ -1551,6 +1596,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_voice_menu_keys_internal_number_id"))
 
     op.drop_table("voice_menu_keys")
+    with op.batch_alter_table("registrations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_registrations_expires_at_ms"))
+        batch_op.drop_index(batch_op.f("ix_registrations_client_id"))
+
+    op.drop_table("registrations")
     with op.batch_alter_table("queue_agents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_queue_agents_queue_id"))
         batch_op.drop_index(batch_op.f("ix_queue_agents_port_id"))
