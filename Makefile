@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CLOUDPBX_DATA_DIR ?= var
 
-.PHONY: run test install system-deps lint typecheck unit pg-test demo clean
+.PHONY: run test test-slow install system-deps lint typecheck unit pg-test demo clean
 
 run: install
 	$(BIN)/cloudpbx migrate
@@ -16,9 +16,13 @@ run: install
 	$(BIN)/cloudpbx demo
 	$(BIN)/cloudpbx run
 
+# Real-time runs (a full fax in real time, ...) are marked slow: `make test-slow` runs them.
 test: install system-deps lint typecheck
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow"
 	scripts/with-postgres.sh $(BIN)/pytest -q -n 2 --dist loadfile tests/api tests/db
+
+test-slow: install system-deps
+	$(BIN)/pytest -q -m slow
 
 install: $(STAMP)
 
