@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from cloudpbx.engine.active_calls import ActiveCall, CallRegistry
+from cloudpbx.engine.control import LocalEngineControl
 from cloudpbx.rights import Level, Right
 
 from .conftest import Caller, World
@@ -88,8 +90,31 @@ def tenants(world: World) -> tuple[dict[str, int], dict[str, int], Caller]:
     a = furnished_client(world.engine, "alpha", "1")
     b = furnished_client(world.engine, "beta", "2")
     system_objects(world.engine)
+    _active_call(world, a)
     admin_b = world.caller(Level.CLIENT_ADMIN, b["client"], extra=(Right.TELEMARKETING.value,))
     return a, b, admin_b
+
+
+def _active_call(world: World, a: dict[str, Any]) -> None:
+    """AC-1: a live call of A in a real registry, so that hang-up's tenant check is tried."""
+    registry = CallRegistry()
+    call = ActiveCall(
+        uuid="a-call",
+        client_id=a["client"],
+        caller="+7",
+        called="100",
+        internal_number="100",
+        start_ms=0,
+    )
+    registry.add(call)
+
+    async def hangup(uuid: str) -> bool:
+        return registry.remove(uuid) is not None
+
+    world.http.app.state.cloudpbx.engine = LocalEngineControl(
+        registry, hangup=hangup, port_status=lambda _client: {}
+    )
+    a["active-calls"] = call.uuid
 
 
 def test_every_client_route_hides_other_clients(world: World, tenants: Any) -> None:

@@ -25,6 +25,9 @@ SCHEMA = schemathesis.openapi.from_dict(
     create_app(Settings(database_url="sqlite://", secret_key="x", data_dir="/tmp")).openapi()
 )
 SKIP = {("POST", "/api/v1/auth/logout")}  # would end the session the other examples use
+# Documented 5xx answers that are not server errors: a route not built yet, and a call command
+# sent to an API with no engine in its process (AC-1). The SSE stream ends at once there too.
+EXPECTED_5XX = {(501, "not_implemented"), (503, "engine_not_running")}
 
 
 @pytest.fixture
@@ -42,7 +45,11 @@ def test_no_server_errors(case: schemathesis.Case, admin: Caller) -> None:
     kwargs: dict[str, Any] = case.as_transport_kwargs(base_url="http://testserver")
     kwargs["headers"] = {**(kwargs.get("headers") or {}), **admin.headers}
     response = admin.http.request(**kwargs)
-    unfinished = response.status_code == 501 and response.json()["code"] == "not_implemented"
+    unfinished = (
+        response.status_code >= 500
+        and response.headers.get("content-type") == "application/json"
+        and (response.status_code, response.json().get("code")) in EXPECTED_5XX
+    )
     assert response.status_code < 500 or unfinished, (
         f"{case.method} {kwargs['url']}: {response.text}"
     )

@@ -19,7 +19,17 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from sqlalchemy import ColumnElement, Select, Table, UniqueConstraint, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    UniqueConstraint,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -280,6 +290,33 @@ def audit(
             remote_addr=_remote(ctx.request),
         )
     )
+    _notify_after_commit(ctx, action, entity, entity_id)
+
+
+# Audited actions that change nothing the engine uses.
+_NOT_CONFIG = frozenset({"read_secret"})
+_CHANGED_KEY = "cloudpbx.config_changed"
+
+
+def _notify_after_commit(ctx: Ctx, action: str, entity: str, entity_id: Any) -> None:
+    """Once the change is committed, the engine rebuilds the client's snapshot (ENGINEERING
+    §1); a rolled-back change tells nobody."""
+    client_id = ctx.client_id
+    if client_id is None and entity == "clients" and entity_id is not None:
+        client_id = int(entity_id)
+    if client_id is None or action in _NOT_CONFIG:
+        return
+    pending: set[int] | None = ctx.db.info.get(_CHANGED_KEY)
+    if pending is None:
+        pending = ctx.db.info[_CHANGED_KEY] = set()
+        state = ctx.state
+
+        def changed(session: Session) -> None:
+            for cid in sorted(session.info.pop(_CHANGED_KEY, ())):
+                state.config_changed(cid)
+
+        event.listen(ctx.db, "after_commit", changed, once=True)
+    pending.add(client_id)
 
 
 def _jsonable(value: BaseModel | dict[str, Any] | None) -> dict[str, Any] | None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloudpbx.config import Settings
+from cloudpbx.engine.control import EngineControl, NoEngine
 from cloudpbx.security import SecretBox
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,3 +67,16 @@ class AppState:
     sessions: sessionmaker[Session]
     secret_box: SecretBox
     limiter: LoginLimiter
+    # The engine as the API may use it (AC-1, PRT-1); NoEngine when none runs in-process.
+    engine: EngineControl = field(default_factory=NoEngine)
+    # Called with a client id after a committed change of its configuration (crud.audit);
+    # the engine's snapshot store subscribes here. Called from API worker threads.
+    config_listeners: list[Callable[[int], None]] = field(default_factory=list)
+
+    def config_changed(self, client_id: int) -> None:
+        """Tell every listener that the client's configuration changed; never raises."""
+        for listener in list(self.config_listeners):
+            try:
+                listener(client_id)
+            except Exception:
+                log.exception("config listener failed for client %s", client_id)

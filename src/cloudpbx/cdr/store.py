@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Engine, Table, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from cloudpbx.db.models import Call, CallEvent, CallLeg
+from cloudpbx.db.models import Call, CallEvent, CallLeg, Fax, Recording
 from cloudpbx.numbers import digits_only
 
 # CDR-1 directions: "incoming" for calls from a trunk, "internal" between the client's own
@@ -132,6 +132,17 @@ def close_call(
     return call
 
 
+def answer_call(session: Session, call: Call, answer_ms: int) -> Call:
+    """The call was answered (the first answer counts): written at once, so that a crash
+    keeps it and close_orphans can keep it too (issue 5 §6)."""
+    if answer_ms < call.start_ms:
+        raise ValueError(f"answer_ms {answer_ms} is before start_ms {call.start_ms}")
+    if call.answer_ms is None:
+        call.answer_ms = answer_ms
+        session.flush()
+    return call
+
+
 def touch_calls(session: Session, call_ids: Iterable[int], now_ms: int) -> None:
     """The engine's liveness mark on its open calls, bounding their end after a crash."""
     ids = list(call_ids)
@@ -203,6 +214,16 @@ def close_leg(
     return leg
 
 
+def answer_leg(session: Session, leg: CallLeg, answer_ms: int) -> CallLeg:
+    """The leg's dialog was answered (200 OK to its INVITE)."""
+    if answer_ms < leg.start_ms:
+        raise ValueError(f"answer_ms {answer_ms} is before the leg's start_ms {leg.start_ms}")
+    if leg.answer_ms is None:
+        leg.answer_ms = answer_ms
+        session.flush()
+    return leg
+
+
 def add_event(
     session: Session,
     call: Call,
@@ -226,6 +247,68 @@ def add_event(
     session.add(event)
     session.flush()
     return event
+
+
+# --- recordings and faxes --------------------------------------------------------------------
+
+
+def add_recording(
+    session: Session,
+    call: Call,
+    *,
+    storage_path: str,
+    start_ms: int,
+    duration_ms: int = 0,
+    size_bytes: int = 0,
+    kind: str = "call",
+    content_type: str = "audio/wav",
+) -> Recording:
+    """A recording of the call (or a voicemail message); the path is relative to
+    ``recordings_dir``, as the API serves it (CDR-2)."""
+    if duration_ms < 0 or size_bytes < 0:
+        raise ValueError("duration_ms and size_bytes cannot be negative")
+    row = Recording(
+        call_id=call.id,
+        client_id=call.client_id,
+        storage_path=storage_path,
+        content_type=content_type,
+        start_ms=start_ms,
+        duration_ms=duration_ms,
+        size_bytes=size_bytes,
+        kind=kind,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_fax(
+    session: Session,
+    call: Call,
+    *,
+    received_ms: int,
+    pdf_path: str | None = None,
+    tiff_path: str | None = None,
+    pages: int = 0,
+    remote_ident: str = "",
+    status: str = "received",
+    error: str = "",
+) -> Fax:
+    """A fax received on the call (FAX-1); paths relative to ``recordings_dir``."""
+    row = Fax(
+        call_id=call.id,
+        client_id=call.client_id,
+        pdf_path=pdf_path,
+        tiff_path=tiff_path,
+        pages=pages,
+        remote_ident=remote_ident[:64],
+        status=status,
+        error=error,
+        received_ms=received_ms,
+    )
+    session.add(row)
+    session.flush()
+    return row
 
 
 # --- crash recovery --------------------------------------------------------------------------
@@ -337,7 +420,11 @@ __all__ = [
     "CallDirection",
     "Outcome",
     "add_event",
+    "add_fax",
     "add_leg",
+    "add_recording",
+    "answer_call",
+    "answer_leg",
     "bulk_insert_calls",
     "close_call",
     "close_leg",
