@@ -14,10 +14,12 @@ run: install
 	$(BIN)/cloudpbx migrate
 	$(BIN)/cloudpbx prompts
 	$(BIN)/cloudpbx demo
+	scripts/build-web.sh
 	$(BIN)/cloudpbx run
 
 # Real-time runs (a full fax in real time, ...) are marked slow: `make test-slow` runs them.
 test: install system-deps lint typecheck
+	scripts/build-web.sh
 	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow"
 	scripts/with-postgres.sh $(BIN)/pytest -q -n 2 --dist loadfile tests/api tests/db
 

@@ -25,6 +25,7 @@ from cloudpbx.api.state import AppState, LoginLimiter
 from cloudpbx.config import Settings, get_settings
 from cloudpbx.db.session import make_engine, make_sessionmaker
 from cloudpbx.security import SecretBox
+from cloudpbx.web import mount_web
 
 API_PREFIX = "/api/v1"
 
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, engine: bool = False) -> Fas
     def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
+    # The SPA's catch-all GET route: after every API route.
+    mount_web(app, settings)
     ensure_dirs(settings)
     return app
 

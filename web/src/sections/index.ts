@@ -1,0 +1,37 @@
+// Every section the UI knows, by route segment.
+import type { SectionDef } from "../crud/types";
+import { clients } from "./admin";
+import {
+  campaigns,
+  classifiers,
+  forwardingNumbers,
+  mediaFiles,
+  mediaPacks,
+  queues,
+  voiceMenus,
+  voicemailBoxes,
+} from "./components";
+import { contacts } from "./contacts";
+import { externalNumbers, internalNumbers, pickupGroups, ports } from "./numbering";
+import { users } from "./users";
+
+export const CLIENT_SECTIONS: Record<string, SectionDef> = Object.fromEntries(
+  [
+    internalNumbers,
+    externalNumbers,
+    ports,
+    pickupGroups,
+    forwardingNumbers,
+    queues,
+    voiceMenus,
+    classifiers,
+    contacts,
+    mediaPacks,
+    mediaFiles,
+    voicemailBoxes,
+    campaigns,
+    users,
+  ].map((s) => [s.key, s]),
+);
+
+export const GLOBAL_SECTIONS: Record<string, SectionDef> = Object.fromEntries([clients].map((s) => [s.key, s]));
