@@ -180,7 +180,10 @@ def site(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is started, and asyncio.run() in a later test file of the same xdist worker would
+# then fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (not playwright install)")
