@@ -14,6 +14,17 @@ the 2xx (§13.2.2.4) and hangs up with BYE (:meth:`TestUas.hangup`). It relays n
 Conventions for tests: a Request-URI user starting with ``noanswer`` rings (180) until
 CANCELled; ``busy`` gets 486.
 
+Media mode (issue 4 signal tests): by default the SDP names ``media_port`` and no RTP is sent
+or read. With a :class:`MediaMode` -- for every call (``UasConfig.media``), per called user
+(``UasConfig.media_by_user``, INVITEs it answers) or per call (``call_uri(media=...)``) -- the
+agent terminates the call's audio in a :class:`~cloudpbx.media.stream.MediaStream` (its port
+in the SDP, configured from the negotiated SDP once answered) and plays a WAV file, records
+what the peer sends to a WAV file, echoes it back, and collects the peer's DTMF (RFC 4733,
+in-band, SIP INFO) into :attr:`CallMedia.digits`. ``TestUas.media`` maps Call-ID to
+:class:`CallMedia`; the stream closes (and the recording is completed) when the call ends.
+``MediaMode(external_port=N)`` opens no stream: the SDP names port ``N`` of someone else's
+socket (a :class:`~cloudpbx.media.relay.RelaySession` leg in the relay tests).
+
 CLI: ``python -m cloudpbx.sip_uas --port 5080 --user alice:secret ...`` (see ``--help``).
 This module does I/O, so it lives outside ``cloudpbx.sip`` (which stays sans-I/O).
 """
@@ -30,10 +41,18 @@ import secrets
 import signal
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from cloudpbx.media.dtmf import DtmfError, parse_info_body
+from cloudpbx.media.player import FileSource
+from cloudpbx.media.ports import PortsExhaustedError, RtpPortAllocator
+from cloudpbx.media.relay import LegMedia
+from cloudpbx.media.stream import MediaStream, MediaStreamError, PlayResult
+from cloudpbx.media.wavfile import WavFormat, WavWriter
 from cloudpbx.sip.auth import AuthOutcome, Credentials, DigestServer
 from cloudpbx.sip.errors import ParseError
 from cloudpbx.sip.events import (
@@ -54,6 +73,7 @@ from cloudpbx.sip.sdp import (
     PCMA,
     PCMU,
     TELEPHONE_EVENT,
+    Codec,
     NoCommonCodecError,
     SdpError,
     SessionDescription,
@@ -65,7 +85,17 @@ from cloudpbx.sip.uri import STAR, NameAddr, SipURI
 from cloudpbx.transport.base import Address, Flow, TransportKind
 from cloudpbx.transport.endpoint import GC_MODES, SipEndpoint, configure_gc, run
 
-__all__ = ["Binding", "Call", "Dialog", "RequestFailedError", "TestUas", "UasConfig", "main"]
+__all__ = [
+    "Binding",
+    "Call",
+    "CallMedia",
+    "Dialog",
+    "MediaMode",
+    "RequestFailedError",
+    "TestUas",
+    "UasConfig",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +111,23 @@ SDP = "application/sdp"
 USER_AGENT = "cloudpbx-test-uas"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaMode:
+    """What the agent does with one call's audio (see the module docstring)."""
+
+    play: Path | None = None  # a WAV file (8 kHz mono PCM16/G.711) played once answered
+    loop: bool = False  # play it over and over
+    record: Path | None = None  # what the peer sends, as an 8 kHz 16-bit mono WAV
+    echo: bool = False  # send back what the peer sends
+    inband_dtmf: bool | None = None  # the stream's Goertzel detector; None: when no 4733
+    codecs: tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)  # offered / accepted
+    external_port: int | None = None  # announce this port, open no stream
+
+    def __post_init__(self) -> None:
+        if self.play is not None and self.echo:
+            raise ValueError("a call either plays a file or echoes, not both")
+
+
 @dataclass(slots=True, kw_only=True)
 class UasConfig:
     """What the test UAS accepts and how it answers."""
@@ -93,6 +140,10 @@ class UasConfig:
     max_expires: int = 3600
     default_expires: int = 3600
     media_port: int = 40000  # announced in SDP; no RTP is sent or read
+    media: MediaMode | None = None  # every call terminates its audio (media mode)
+    media_by_user: dict[str, MediaMode] = field(default_factory=dict)  # per called user
+    rtp_host: str = "127.0.0.1"
+    rtp_ports: tuple[int, int] | None = None  # RTP port range; None: one picked per process
     max_server_transactions: int = 100_000
 
 
@@ -141,6 +192,7 @@ class Call:
     status: int = 0  # the final response's status, 0 while none
     dialog: Dialog | None = None
     ack: Request | None = None
+    response: Response | None = None  # the final response
 
 
 class RequestFailedError(Exception):
@@ -168,6 +220,76 @@ class _Incoming:
     dialog: Dialog
     answer: SessionDescription
     handle: asyncio.TimerHandle | None = None
+
+
+class _WavSink:
+    """A MediaStream sink writing what the peer sends to a WAV file; a missing frame is
+    written as silence, so the file keeps the call's time line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("wb")
+        self._writer = WavWriter(self._file, WavFormat.pcm16())
+
+    def write(self, pcm: bytes | None) -> None:
+        self._writer.write_frames(pcm if pcm is not None else bytes(320))
+
+    def close(self) -> None:
+        if not self._writer.closed:
+            self._writer.close()
+            self._file.close()
+
+
+class _Echo:
+    """Sink and source at once: what the peer sends is played back 20 ms later."""
+
+    def __init__(self) -> None:
+        self._frames: deque[bytes] = deque(maxlen=10)
+
+    def write(self, pcm: bytes | None) -> None:
+        self._frames.append(pcm if pcm is not None else bytes(320))
+
+    def read(self, samples: int) -> bytes:
+        return self._frames.popleft() if self._frames else bytes(2 * samples)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class CallMedia:
+    """The audio of one call in media mode: the stream, what it does, what it heard."""
+
+    call_id: str
+    mode: MediaMode
+    stream: MediaStream | None = None  # None with ``external_port``
+    digits: list[str] = field(default_factory=list)  # DTMF received, in order
+    played: asyncio.Future[PlayResult] | None = None  # the file's play, once started
+    recorder: _WavSink | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    ended: bool = False
+
+    @property
+    def port(self) -> int:
+        if self.stream is not None:
+            return self.stream.local_address[1]
+        assert self.mode.external_port is not None
+        return self.mode.external_port
+
+
+def _leg_media(
+    peer: SessionDescription, answer: SessionDescription, fallback_host: str
+) -> LegMedia:
+    """The peer's RTP address (from its SDP) and the payload types the answer kept (RFC 3264
+    §6.1: the answer lists the offer's payload type numbers)."""
+    theirs, agreed = peer.audio(), answer.audio()
+    if theirs is None or agreed is None:
+        raise SdpError("no audio stream")
+    names = {c.payload_type: c.name for c in agreed.codecs}
+    return LegMedia(remote=(theirs.host or fallback_host, theirs.port), payload_types=names)
+
+
+def _default_rtp_ports() -> tuple[int, int]:
+    # Apart per process (pytest-xdist workers); a port taken anyway is skipped at bind.
+    base = 20000 + (os.getpid() % 400) * 20
+    return base, base + 19
 
 
 def _client_key(request: Request) -> TransactionKey:
@@ -204,6 +326,10 @@ class TestUas:
         self._incoming: dict[TransactionKey, _Incoming] = {}
         self._client: dict[TransactionKey, _Pending] = {}
         self._session_id = secrets.randbelow(2**31)
+        self.media: dict[str, CallMedia] = {}  # Call-ID -> the call's audio (media mode)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        low, high = self.config.rtp_ports or _default_rtp_ports()
+        self.rtp_ports = RtpPortAllocator(low, high)
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -218,6 +344,10 @@ class TestUas:
         for incoming in self._incoming.values():
             if incoming.handle is not None:
                 incoming.handle.cancel()
+        for call_id in list(self.media):
+            self._end_media(call_id)
+        for task in list(self._tasks):
+            task.cancel()
         await self.endpoint.close()
 
     def contacts(self, aor: str) -> list[Binding]:
@@ -434,24 +564,55 @@ class TestUas:
         if user is not None and user.startswith("busy"):
             self._respond(key, request, 486)
             return
+        mode = self.config.media_by_user.get(user or "", self.config.media)
+        if mode is None:
+            self._accept_invite(key, request, flow, None)
+        elif mode.external_port is not None:
+            self._accept_invite(key, request, flow, CallMedia(call_id=request.call_id, mode=mode))
+        else:
+            self._spawn(self._invite_with_stream(key, request, flow, mode))
+
+    async def _invite_with_stream(
+        self, key: TransactionKey, request: Request, flow: Flow, mode: MediaMode
+    ) -> None:
+        if not request.body:  # media mode needs the offer in the INVITE
+            self._respond(key, request, 488, "Media Mode Needs An Offer")
+            return
+        try:
+            media = await self._open_media(request.call_id, mode)
+        except (OSError, MediaStreamError, PortsExhaustedError) as exc:
+            logger.warning("no RTP port for %s: %s", request.call_id, exc)
+            self._respond(key, request, 503)
+            return
+        if not self._accept_invite(key, request, flow, media):
+            self._end_media(request.call_id)
+
+    def _accept_invite(
+        self, key: TransactionKey, request: Request, flow: Flow, media: CallMedia | None
+    ) -> bool:
+        """Ring, then answer (now, after ``answer_delay``, or never for ``noanswer``)."""
+        if media is not None:
+            self.media[request.call_id] = media
         answer = self._answer_for(key, request, flow, None)
         if answer is None:
-            return
+            return False
         contacts = request.contact
         if contacts is STAR or not contacts:
             self._respond(key, request, 400, "Missing Contact")  # §8.1.1.8
-            return
+            return False
         dialog = self._uas_dialog(request, flow, contacts[0])
         incoming = _Incoming(request, dialog, answer)
         self._incoming[key] = incoming
         self._respond(key, request, 180, tag=dialog.local_tag, headers=self._contact(flow))
+        user = request.uri.user if isinstance(request.uri, SipURI) else None
         if user is not None and user.startswith("noanswer"):
-            return  # rings until CANCEL
+            return True  # rings until CANCEL
         delay = self.config.answer_delay
         if delay > 0:
             incoming.handle = self.endpoint.loop.call_later(delay, self._answer, key)
         else:
             self._answer(key)
+        return True
 
     def _answer_for(
         self,
@@ -478,21 +639,24 @@ class TestUas:
     ) -> SessionDescription:
         host = self._media_host(request, flow)
         version = 0 if previous is None else previous.origin.version
+        media = self.media.get(request.call_id)
+        port = self.config.media_port if media is None else media.port
+        codecs = CODECS if media is None else media.mode.codecs
         if request.body:
             offer = SessionDescription.parse(request.body)
             sdp = make_answer(
                 offer,
                 local_addr=host,
-                port=self.config.media_port,
-                supported=CODECS,
+                port=port,
+                supported=codecs,
                 session_id=self._session_id,
                 version=version,
             )
         else:
             sdp = make_offer(
                 local_addr=host,
-                port=self.config.media_port,
-                codecs=CODECS,
+                port=port,
+                codecs=codecs,
                 session_id=self._session_id,
                 version=version,
             )
@@ -541,6 +705,10 @@ class TestUas:
             headers=[*self._contact(dialog.flow), *self._capabilities()],
             body=bytes(incoming.answer),
         )
+        media = self.media.get(dialog.call_id)
+        if media is not None and incoming.request.body:
+            offer = SessionDescription.parse(incoming.request.body)
+            self._start_media(media, offer, incoming.answer, dialog.flow.remote[0])
 
     def _contact(self, flow: Flow) -> list[tuple[str, HeaderValue]]:
         host, port = flow.local
@@ -560,6 +728,7 @@ class TestUas:
             if incoming.handle is not None:
                 incoming.handle.cancel()
             self.counters["cancelled"] += 1
+            self._end_media(incoming.request.call_id)
         self.endpoint.respond_487(key, to_tag=tag)
 
     def _on_ack(self, ack: Request) -> None:
@@ -585,6 +754,7 @@ class TestUas:
         dialog = self.dialogs.pop(dialog_key, None)
         if dialog is not None:
             self.counters["ACK timeout"] += 1
+            self._end_media(dialog.call_id)
             self._send_in_dialog(dialog, "BYE")
 
     # --- in-dialog requests (RFC 3261 §12.2.2) ---------------------------------------------
@@ -605,6 +775,8 @@ class TestUas:
         elif method == "INVITE":
             self._on_reinvite(key, request, dialog)
         else:  # INFO, UPDATE without an offer, OPTIONS: acknowledged
+            if method == "INFO":
+                self._on_info(request)
             self._respond(key, request, 200, tag=dialog.local_tag)
 
     def _on_bye(self, key: TransactionKey, request: Request, dialog: Dialog) -> None:
@@ -614,6 +786,7 @@ class TestUas:
             dialog.call_id, dialog.local_tag, dialog.remote_tag, dialog.invite_cseq
         )
         self.counters["hung up by peer"] += 1
+        self._end_media(dialog.call_id)
         self._respond(key, request, 200, tag=dialog.local_tag)
 
     def _on_reinvite(self, key: TransactionKey, request: Request, dialog: Dialog) -> None:
@@ -626,6 +799,10 @@ class TestUas:
             dialog.remote_target = str(contacts[0].uri)
         dialog.answer = answer
         dialog.invite_cseq = request.cseq.number
+        media = self.media.get(dialog.call_id)
+        if media is not None and media.stream is not None and request.body:
+            offer = SessionDescription.parse(request.body)
+            media.stream.configure(None, _leg_media(offer, answer, dialog.flow.remote[0]))
         self._respond(
             key,
             request,
@@ -634,6 +811,83 @@ class TestUas:
             headers=self._contact(dialog.flow),
             body=bytes(answer),
         )
+
+    # --- media mode ------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self.endpoint.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.counters["media error"] += 1
+            logger.error("media task failed", exc_info=task.exception())
+
+    async def _open_media(self, call_id: str, mode: MediaMode) -> CallMedia:
+        stream = None
+        if mode.external_port is None:
+            stream = await MediaStream.open(
+                self.config.rtp_host, self.rtp_ports, inband_dtmf=mode.inband_dtmf
+            )
+        media = CallMedia(call_id=call_id, mode=mode, stream=stream)
+        self.media[call_id] = media
+        return media
+
+    def _start_media(
+        self, media: CallMedia, peer: SessionDescription, answer: SessionDescription, host: str
+    ) -> None:
+        """The call is answered: point the stream at the peer, then play / record / echo."""
+        stream = media.stream
+        if stream is None or media.ended:
+            return
+        self.media[media.call_id] = media
+        stream.configure(None, _leg_media(peer, answer, host))
+        media.tasks.append(self._spawn(self._collect_digits(media, stream)))
+        mode = media.mode
+        if mode.record is not None:
+            media.recorder = _WavSink(mode.record)
+            stream.add_sink(media.recorder)
+        if mode.play is not None:
+            media.played = self._spawn(stream.play(FileSource(mode.play, loop=mode.loop)))
+        elif mode.echo:
+            echo = _Echo()
+            stream.add_sink(echo)
+            media.played = self._spawn(stream.play(echo))
+
+    @staticmethod
+    async def _collect_digits(media: CallMedia, stream: MediaStream) -> None:
+        while True:
+            media.digits.append(await stream.digits.get())
+
+    def _on_info(self, request: Request) -> None:
+        """SIP INFO DTMF (``application/dtmf-relay`` / ``application/dtmf``) to the stream."""
+        media = self.media.get(request.call_id)
+        if media is None or media.stream is None or media.ended:
+            return
+        try:
+            info = parse_info_body(request.content_type or "", request.body)
+        except DtmfError:
+            self.counters["bad INFO"] += 1
+            return
+        if info is not None:
+            media.stream.feed_info_digit(info.digit)
+
+    def _end_media(self, call_id: str) -> None:
+        """The call ended: stop its tasks, close the stream and complete the recording. The
+        :class:`CallMedia` stays in :attr:`media` (tests read what it heard)."""
+        media = self.media.get(call_id)
+        if media is None or media.ended:
+            return
+        media.ended = True
+        for task in media.tasks:
+            task.cancel()
+        if media.stream is not None:
+            media.stream.close()
+        if media.recorder is not None:
+            media.recorder.close()
 
     # --- as a client: calls, ACK, BYE ------------------------------------------------------
 
@@ -653,16 +907,21 @@ class TestUas:
         *,
         to: str | None = None,
         timeout: float = 10.0,
+        media: MediaMode | None = None,
     ) -> Call:
         """Send an INVITE with an offer to ``uri`` via ``dest``, ACK a 2xx (§13.2.2.4) and
-        return the call once a final response came (``call.status``; 408/503 without one)."""
+        return the call once a final response came (``call.status``; 408/503 without one).
+        With ``media`` (or ``UasConfig.media``) the call's audio is terminated here: see
+        :attr:`media` (keyed by ``call.invite.call_id``)."""
         flow = dest if isinstance(dest, Flow) else await self.endpoint.flow_to(dest)
         local_tag = self.endpoint.new_tag()
-        host = flow.local[0]
+        call_id = self.endpoint.new_call_id()
+        mode = media or self.config.media
+        call_media = None if mode is None else await self._open_media(call_id, mode)
         offer = make_offer(
-            local_addr=host,
-            port=self.config.media_port,
-            codecs=CODECS,
+            local_addr=flow.local[0],
+            port=self.config.media_port if call_media is None else call_media.port,
+            codecs=CODECS if mode is None else mode.codecs,
             session_id=self._session_id,
             version=0,
         )
@@ -672,7 +931,7 @@ class TestUas:
             flow,
             from_=f"<sip:uas@{self.config.realm}>;tag={local_tag}",
             to=to or f"<{uri}>",
-            call_id=self.endpoint.new_call_id(),
+            call_id=call_id,
             cseq=1,
             body=bytes(offer),
         )
@@ -686,11 +945,25 @@ class TestUas:
             call.status = 408
         else:
             call.status = response.status
+            call.response = response
+        if call_media is not None:
+            self._media_answered(call, call_media)
         return call
+
+    def _media_answered(self, call: Call, media: CallMedia) -> None:
+        """Start the call's media once a 2xx with an answer came; else release it."""
+        response = call.response
+        if response is None or not 200 <= response.status < 300 or not response.body:
+            self._end_media(media.call_id)
+            return
+        answer = SessionDescription.parse(response.body)
+        # The answer names the peer's address and the agreed payload types (RFC 3264 §6.1).
+        self._start_media(media, answer, answer, call.flow.remote[0])
 
     async def hangup(self, dialog: Dialog, *, timeout: float = 10.0) -> int:
         """Send BYE in ``dialog`` (§15.1.1); returns the final status (408/503 without one)."""
         self.dialogs.pop(dialog.key, None)
+        self._end_media(dialog.call_id)
         pending = self._send_in_dialog(dialog, "BYE")
         try:
             response = await asyncio.wait_for(pending.final, timeout)

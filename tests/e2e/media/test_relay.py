@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import os
 import socket
-from array import array
 from collections.abc import Awaitable, Callable
-from sys import byteorder
 from typing import Any
 
 import pytest
@@ -29,6 +26,8 @@ from cloudpbx.media.relay import (
 from cloudpbx.media.rtp import RtpPacket
 from cloudpbx.media.tones import synthesize
 from cloudpbx.transport.endpoint import event_loop_factory
+
+from .signal import assert_tone_at
 
 HOST = "127.0.0.1"
 FRAME = 160  # samples in 20 ms at 8 kHz
@@ -117,29 +116,6 @@ async def send_paced(src: Phone, pkts: list[RtpPacket], to: tuple[str, int]) -> 
     for p in pkts:
         src.send(p, to)
         await asyncio.sleep(0.001)
-
-
-def samples(pcm: bytes) -> list[int]:
-    a = array("h", pcm)
-    if byteorder == "big":
-        a.byteswap()
-    return a.tolist()
-
-
-def power_at(x: list[int], freq: float) -> float:
-    w = 2 * math.pi * freq / 8000
-    re = sum(v * math.cos(w * n) for n, v in enumerate(x))
-    im = sum(v * math.sin(w * n) for n, v in enumerate(x))
-    return re * re + im * im
-
-
-def assert_tone_at(pcm: bytes, freq: float) -> None:
-    x = samples(pcm)
-    spectrum = {f: power_at(x, f) for f in range(200, 3800, 50)}
-    peak = max(spectrum, key=spectrum.__getitem__)
-    assert peak == freq
-    others = max(p for f, p in spectrum.items() if abs(f - freq) >= 200)
-    assert spectrum[freq] > 1000 * others
 
 
 async def open_call(
