@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -45,7 +47,36 @@ def api_router() -> APIRouter:
     return api
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def engine_lifespan(state: AppState) -> Lifespan:
+    """Run the SIP engine (issue 5) in the ASGI server's event loop for the app's lifetime:
+    one process, one loop (ENGINEERING.md §1). The API reaches it only through
+    ``state.engine`` (EngineControl) and tells it about changes through ``config_changed``."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from cloudpbx.engine.control import NoEngine
+        from cloudpbx.engine.runtime import EngineRuntime
+
+        runtime = EngineRuntime(state.settings, state.sessions, state.secret_box)
+        await runtime.start()
+        state.engine = runtime.control
+        state.config_listeners.append(runtime.invalidate)
+        try:
+            yield
+        finally:
+            state.config_listeners.remove(runtime.invalidate)
+            state.engine = NoEngine()
+            await runtime.stop()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, *, engine: bool = False) -> FastAPI:
+    """The ASGI app; ``engine=True`` also runs the SIP engine in its lifespan (``cloudpbx
+    run``), tests build it without."""
     settings = settings or get_settings()
     state = build_state(settings)
     app = FastAPI(
@@ -55,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        lifespan=engine_lifespan(state) if engine else None,
     )
     app.state.cloudpbx = state
     errors.install(app)

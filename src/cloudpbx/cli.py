@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,7 +77,6 @@ def _demo_text(c: dict[str, object]) -> str:
     for user in c["users"]:  # type: ignore[attr-defined]
         lines.append(f"Login {user['level']:<13} {user['login']} / {user['password']}")
     lines.append(f"SIP server: {c['sip_server']} (realm {c['sip_realm']}), phones:")
-    lines.append("  (the SIP engine is not in this build yet: phones register once it lands)")
     for phone in c["phones"]:  # type: ignore[attr-defined]
         lines.append(
             f"  {phone['number']}  login {phone['sip_login']}  password {phone['sip_password']}"
@@ -94,14 +94,29 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from cloudpbx.app import create_app
+    from cloudpbx.transport.endpoint import event_loop_factory
+
+    # The engine logs registrations, calls and what is not implemented (uvicorn configures
+    # only its own loggers).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     print(f"cloudpbx listening on http://{settings.http_host}:{settings.http_port}/", flush=True)
+    if settings.sip_enabled:
+        print(
+            f"SIP engine on {settings.sip_host}:{settings.sip_port} (UDP, TCP), "
+            f"WebSocket {settings.sip_ws_port}",
+            flush=True,
+        )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, engine=settings.sip_enabled),
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",
         proxy_headers=False,
+        # The engine shares the server's loop: uvloop when installed (ENGINEERING.md §1).
+        loop="uvloop" if event_loop_factory() is not None else "asyncio",
     )
     return 0
 
@@ -154,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lang", action="append", choices=["ru", "en"], help="repeatable; default all"
     )
     prompts.add_argument("--force", action="store_true", help="make every prompt again")
-    sub.add_parser("run", help="serve the web interface and API")
+    sub.add_parser("run", help="serve the web interface and API, and the SIP engine")
     simulate = sub.add_parser("simulate", help="simulate a call through a dialplan (DP-6)")
     simulate.add_argument("--client", type=int, required=True, help="the client's id")
     simulate.add_argument("--dialplan", type=int, help="the dialplan's id (or give --number)")

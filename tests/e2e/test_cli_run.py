@@ -35,7 +35,15 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDPBX_")}
-    return {**clean, "CLOUDPBX_DATA_DIR": str(tmp_path), "CLOUDPBX_HTTP_PORT": str(_free_port())}
+    return {
+        **clean,
+        "CLOUDPBX_DATA_DIR": str(tmp_path),
+        "CLOUDPBX_HTTP_PORT": str(_free_port()),
+        # `run` starts the SIP engine too: loopback, free ports (tests run in parallel).
+        "CLOUDPBX_SIP_HOST": "127.0.0.1",
+        "CLOUDPBX_SIP_PORT": str(_free_port()),
+        "CLOUDPBX_SIP_WS_PORT": str(_free_port()),
+    }
 
 
 @pytest.fixture
