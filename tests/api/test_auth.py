@@ -124,3 +124,20 @@ def test_validation_error_names_the_field(world):
     assert response.status_code == 422
     assert response.json()["field"] == "number"
     assert "emergency" in response.json()["message"]
+
+
+def test_me_returns_the_session_csrf_token_only_to_the_cookie_session(world):
+    """ADM-7: /auth/me gives a cookie session back the CSRF token its login issued (so the UI
+    keeps no copy of it), never a new one, never to bearer callers, and never cacheable."""
+    uid = world.user(Level.CLIENT_ADMIN, world.client("Acme"))
+    login = world.http.post(
+        "/api/v1/auth/login", json={"login": _login_name(world, uid), "password": PASSWORD}
+    ).json()
+    by_cookie = world.http.get("/api/v1/auth/me")
+    assert by_cookie.json()["csrf_token"] == login["csrf_token"]
+    assert by_cookie.headers["cache-control"] == "no-store"
+    assert world.http.get("/api/v1/auth/me").json()["csrf_token"] == login["csrf_token"]
+    bearer = {"Authorization": f"Bearer {login['token']}"}
+    assert world.http.get("/api/v1/auth/me", headers=bearer).json()["csrf_token"] is None
+    world.http.cookies.clear()
+    assert world.http.get("/api/v1/auth/me", headers=bearer).json()["csrf_token"] is None

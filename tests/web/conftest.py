@@ -55,6 +55,7 @@ class Site:
     url: str
     client_id: int
     logins: dict[str, str]
+    database_url: str
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +175,7 @@ def site(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     client_id, logins = _furnish(settings)
     server, thread, url = _serve(settings, web_dist)
     try:
-        yield Site(url=url, client_id=client_id, logins=logins)
+        yield Site(url=url, client_id=client_id, logins=logins, database_url=settings.database_url)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -86,6 +86,8 @@ def test_client_user_sees_only_own_numbers(page: Page, site: Site) -> None:
         "Внутренние номера",
         "Внешние номера",
         "Детализация вызовов",
+        "Статистика",
+        "Активные вызовы",
     ]
     open_section(page, "Внутренние номера")
     expect(page.get_by_role("cell", name="200", exact=True)).to_be_visible()

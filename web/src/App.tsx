@@ -7,7 +7,10 @@ import { useAuth, useMe } from "./auth";
 import { ResourceForm } from "./crud/ResourceForm";
 import { ResourceList } from "./crud/ResourceList";
 import { Shell } from "./layout/Shell";
+import { CallDialplanPage, NumberDialplanPage } from "./dialplan/DialplanPage";
+import { ActiveCallsPage } from "./pages/ActiveCalls";
 import { CallsPage } from "./pages/Calls";
+import { StatisticsPage } from "./pages/Statistics";
 import { ClientHomePage, HomePage } from "./pages/Home";
 import { LoginPage } from "./pages/Login";
 import { isProvider } from "./rights";
@@ -28,7 +31,24 @@ function useClientId(): number | null | "foreign" {
   return id;
 }
 
-function ClientRoute({ mode }: { mode: "home" | "list" | "new" | "edit" }) {
+type Mode = "home" | "list" | "new" | "edit" | "dialplan";
+
+/** Pages of their own (not generic sections): call detail, statistics, active calls. */
+function customPage(key: string | undefined, clientId: number) {
+  if (key === "calls") return <CallsPage clientId={clientId} />;
+  if (key === "statistics") return <StatisticsPage clientId={clientId} />;
+  if (key === "active-calls") return <ActiveCallsPage clientId={clientId} />;
+  return null;
+}
+
+/** DP-1: a number's dialplan editor; DP-7: a recorded call's path on its dialplan. */
+function dialplanPage(key: string | undefined, clientId: number, id: number) {
+  if (key === "internal-numbers" || key === "external-numbers") return <NumberDialplanPage key={`${key}/${id}`} clientId={clientId} kind={key} numberId={id} />;
+  if (key === "calls") return <CallDialplanPage key={id} clientId={clientId} callId={id} />;
+  return null;
+}
+
+function ClientRoute({ mode }: { mode: Mode }) {
   const me = useMe();
   const clientId = useClientId();
   const { section: key, id } = useParams();
@@ -36,14 +56,15 @@ function ClientRoute({ mode }: { mode: "home" | "list" | "new" | "edit" }) {
   const section = key ? CLIENT_SECTIONS[key] : undefined;
   let page;
   if (mode === "home") page = isProvider(me) ? <ClientHomePage clientId={clientId} /> : <HomePage />;
-  else if (key === "calls" && mode === "list") page = <CallsPage clientId={clientId} />;
+  else if (mode === "list" && customPage(key, clientId)) page = customPage(key, clientId);
+  else if (mode === "dialplan") page = dialplanPage(key, clientId, Number(id)) ?? <NotFound />;
   else if (!section) page = <NotFound />;
   else if (mode === "list") page = <ResourceList key={`${clientId}/${key}`} section={section} clientId={clientId} />;
   else page = <ResourceForm key={`${clientId}/${key}/${id}`} section={section} clientId={clientId} id={mode === "edit" ? id : undefined} />;
   return <Shell clientId={clientId}>{page}</Shell>;
 }
 
-function GlobalRoute({ mode }: { mode: "home" | "list" | "new" | "edit" }) {
+function GlobalRoute({ mode }: { mode: Exclude<Mode, "dialplan"> }) {
   const { section: key, id } = useParams();
   const section = key ? GLOBAL_SECTIONS[key] : undefined;
   let page;
@@ -71,6 +92,7 @@ function Gate() {
       <Route path="/clients/:clientId/:section" element={<ClientRoute mode="list" />} />
       <Route path="/clients/:clientId/:section/new" element={<ClientRoute mode="new" />} />
       <Route path="/clients/:clientId/:section/:id" element={<ClientRoute mode="edit" />} />
+      <Route path="/clients/:clientId/:section/:id/dialplan" element={<ClientRoute mode="dialplan" />} />
       <Route path="/:section" element={<GlobalRoute mode="list" />} />
       <Route path="/:section/new" element={<GlobalRoute mode="new" />} />
       <Route path="/:section/:id" element={<GlobalRoute mode="edit" />} />

@@ -17,7 +17,9 @@ export const ME_KEY = ["auth", "me"] as const;
 
 async function fetchMe(): Promise<Me | null> {
   try {
-    return await unwrap(api.GET("/api/v1/auth/me"));
+    const me = await unwrap(api.GET("/api/v1/auth/me"));
+    csrfToken.set(me.csrf_token);
+    return me;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return null;
     throw err;

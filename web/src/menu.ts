@@ -50,6 +50,7 @@ export const CLIENT_MENU: MenuItem[] = [
   leaf("campaigns", "menu.campaigns", "campaigns"),
   leaf("calls", "menu.cdr", "cdr"),
   leaf("statistics", "menu.statistics", "cdr"),
+  leaf("active-calls", "menu.activeCalls", "active_calls"),
   leaf("users", "menu.users", "client_users"),
 ];
 
@@ -63,7 +64,7 @@ export const PROVIDER_MENU: MenuItem[] = [
 ];
 
 /** Extra pages that are not generic sections but have their own component. */
-export const CUSTOM_PAGES = new Set<string>(["client:calls"]);
+export const CUSTOM_PAGES = new Set<string>(["client:calls", "client:statistics", "client:active-calls"]);
 
 function built(key: string, scope: "client" | "global"): boolean {
   const sections = scope === "client" ? CLIENT_SECTIONS : GLOBAL_SECTIONS;

@@ -15,7 +15,8 @@ export type PolicyName =
   | "tariffs"
   | "clients"
   | "client_users"
-  | "audit";
+  | "audit"
+  | "active_calls";
 
 type Policy = Record<Action, string[]>;
 
@@ -76,6 +77,13 @@ export const POLICIES: Record<PolicyName, Policy> = {
     create: ["system.manage", "clients.edit", "users.add"],
     update: ["system.manage", "clients.edit", "users.edit"],
     delete: ["system.manage", "clients.edit", "users.delete"],
+  },
+  // AC-1 (api/routes/calls.py ACTIVE_CALLS): seeing calls, and hanging up with "manage calls".
+  active_calls: {
+    read: ["system.manage", "clients.view_cdr", "clients.manage_calls", "users.view_cdr", "users.manage_calls", "own.view_cdr", "own.manage_calls"],
+    create: [],
+    update: ["system.manage", "clients.manage_calls", "users.manage_calls", "own.manage_calls"],
+    delete: [],
   },
   audit: {
     read: ["system.manage", "clients.view_settings", "users.view_settings"],

@@ -8,17 +8,16 @@ import type { components, paths } from "./schema";
 export type Schemas = components["schemas"];
 
 const CSRF_HEADER = "X-CSRF-Token";
-const CSRF_KEY = "cloudpbx.csrf";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-// The CSRF token is returned only by the login call; it is kept in localStorage so that a
-// reload or a second tab keeps working. It is not a credential on its own: the session is
-// the HttpOnly cookie, which scripts cannot read.
+// The session's CSRF token lives in memory only: the login answer gives it, and after a
+// reload GET /auth/me gives the same token back for the cookie session (api/routes/auth.py).
+// Nothing is written to storage; the session itself is the HttpOnly cookie.
+let csrf: string | null = null;
 export const csrfToken = {
-  get: (): string | null => localStorage.getItem(CSRF_KEY),
-  set: (value: string | null): void => {
-    if (value) localStorage.setItem(CSRF_KEY, value);
-    else localStorage.removeItem(CSRF_KEY);
+  get: (): string | null => csrf,
+  set: (value: string | null | undefined): void => {
+    csrf = value ?? null;
   },
 };
 

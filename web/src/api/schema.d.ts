@@ -2551,6 +2551,11 @@ export interface components {
         MeOut: {
             /** Client Id */
             client_id: number | null;
+            /**
+             * Csrf Token
+             * @description the X-CSRF-Token of this cookie session (the one the login gave); null for bearer-token callers, which need none
+             */
+            csrf_token?: string | null;
             /** External Number Ids */
             external_number_ids: number[];
             /** Full Name */

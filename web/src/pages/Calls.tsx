@@ -6,6 +6,7 @@ import { useDebouncedValue } from "@mantine/hooks";
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
+import { Link } from "react-router-dom";
 import { http, withQuery, type Query, type Schemas } from "../api/client";
 import { useText } from "../crud/text";
 
@@ -79,9 +80,16 @@ function CallDetails({ clientId, id, onClose }: { clientId: number; id: number |
             {d.caller} → {d.called} · {localTime(d.start_ms, i18n.language)} · {duration(d.duration_ms)} ·{" "}
             {text(OUTCOMES[d.outcome ?? ""] ?? [d.outcome ?? "—", d.outcome ?? "—"])}
           </Text>
-          <Text size="sm">
-            {text(["Шаги диалплана", "Dialplan steps"])}: {d.steps.length ? d.steps.join(" → ") : "—"}
-          </Text>
+          <Group gap="sm">
+            <Text size="sm">
+              {text(["Шаги диалплана", "Dialplan steps"])}: {d.steps.length ? d.steps.join(" → ") : "—"}
+            </Text>
+            {d.steps.length > 0 && (
+              <Button size="compact-sm" variant="light" component={Link} to={`/clients/${clientId}/calls/${d.id}/dialplan`}>
+                {text(["Показать на диалплане", "Show on the dialplan"])}
+              </Button>
+            )}
+          </Group>
           <Title order={5}>{text(["Плечи вызова", "Legs"])}</Title>
           <Table withTableBorder>
             <Table.Tbody>

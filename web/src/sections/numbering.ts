@@ -1,11 +1,14 @@
 // Ресурс нумерации (NUM-1, NUM-2), Порты (PRT-1), Группы перехвата (PG-1).
+import { createElement } from "react";
 import type { Schemas } from "../api/client";
 import { defineSection } from "../crud/types";
-import { PortSecret } from "./extras";
+import { dialplanCell, dialplanExtra } from "./DialplanButton";
+import { PortExtras, PortStatusCell } from "./PortStatus";
 import { description, language, limitsFields, name, numberLabel, refs, servicesTab } from "./common";
 
 export const internalNumbers = defineSection<Schemas["InternalNumberCreate"]>({
   key: "internal-numbers",
+  extra: dialplanExtra("internal-numbers"),
   scope: "client",
   title: "menu.internalNumbers",
   policy: "internal_numbers",
@@ -15,6 +18,7 @@ export const internalNumbers = defineSection<Schemas["InternalNumberCreate"]>({
     { key: "number", label: "f.number" },
     { key: "name", label: "f.name" },
     { key: "description", label: "f.description" },
+    { key: "dialplan", label: ["Диалплан", "Dialplan"], render: dialplanCell("internal-numbers") },
   ],
   tabs: [
     {
@@ -31,6 +35,7 @@ export const internalNumbers = defineSection<Schemas["InternalNumberCreate"]>({
 
 export const externalNumbers = defineSection<Schemas["ExternalNumberCreate"]>({
   key: "external-numbers",
+  extra: dialplanExtra("external-numbers"),
   scope: "client",
   title: "menu.externalNumbers",
   policy: "external_numbers",
@@ -39,6 +44,7 @@ export const externalNumbers = defineSection<Schemas["ExternalNumberCreate"]>({
   columns: [
     { key: "number", label: "f.number" },
     { key: "description", label: "f.description" },
+    { key: "dialplan", label: ["Диалплан", "Dialplan"], render: dialplanCell("external-numbers") },
   ],
   tabs: [
     {
@@ -78,7 +84,7 @@ export const pickupGroups = defineSection<Schemas["PickupGroupCreate"]>({
 
 export const ports = defineSection<Schemas["PortCreate"]>({
   key: "ports",
-  extra: PortSecret,
+  extra: PortExtras,
   scope: "client",
   title: "menu.ports",
   policy: "client_config",
@@ -88,6 +94,7 @@ export const ports = defineSection<Schemas["PortCreate"]>({
     { key: "name", label: "f.name" },
     { key: "sip_login", label: "f.sip_login" },
     { key: "is_active", label: "f.is_active" },
+    { key: "registration", label: ["Регистрация", "Registration"], render: (row) => createElement(PortStatusCell, { row }) },
     { key: "description", label: "f.description" },
   ],
   tabs: [

@@ -43,6 +43,11 @@ class MeOut(BaseModel):
     rights: list[str]
     internal_number_ids: list[int]
     external_number_ids: list[int]
+    csrf_token: str | None = Field(
+        None,
+        description="the X-CSRF-Token of this cookie session (the one the login gave); "
+        "null for bearer-token callers, which need none",
+    )
 
 
 def _keys(login: str, request: Request) -> tuple[str, ...]:
@@ -131,8 +136,21 @@ def logout(request: Request, db: DbSession) -> Response:
     return response
 
 
+def _session_csrf(request: Request, db: Session) -> str | None:
+    """ADM-7: the CSRF token of the cookie session that made this request, so a reloaded page
+    needs no copy of it in storage. Never for bearer callers (a bearer header takes precedence
+    in `authenticate`, and such callers need no CSRF token); never a new secret."""
+    if request.headers.get("authorization"):
+        return None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    row = db.get(AuthSession, token_hash(cookie)) if cookie else None
+    return row.csrf_token if row is not None else None
+
+
 @router.get("/me", response_model=MeOut, operation_id="me")
-def me(principal: CurrentPrincipal, db: DbSession) -> MeOut:
+def me(principal: CurrentPrincipal, request: Request, response: Response, db: DbSession) -> MeOut:
+    # The answer carries the session's CSRF token: no cache may keep it.
+    response.headers["Cache-Control"] = "no-store"
     user = db.get(User, principal.user_id)
     assert user is not None
     return MeOut(
@@ -145,6 +163,7 @@ def me(principal: CurrentPrincipal, db: DbSession) -> MeOut:
         rights=sorted(principal.rights),
         internal_number_ids=sorted(principal.internal_number_ids),
         external_number_ids=sorted(principal.external_number_ids),
+        csrf_token=_session_csrf(request, db),
     )
 
 
