@@ -10,9 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from cloudpbx.cdr import store
 from cloudpbx.db.models import (
+    DialplanVersion,
     ExternalNumber,
     Fax,
     InternalNumber,
@@ -229,6 +231,8 @@ def test_call_detail_has_legs_events_recordings_faxes_and_steps(world, settings)
     admin = world.caller(Level.CLIENT_ADMIN, cid)
     detail = admin.ok("get", f"{API}/clients/{cid}/calls/{call_id}")
     assert detail["steps"] == [1, 3]
+    assert detail["dialplan_id"] is None
+    assert detail["dialplan_version"] is None
     assert [leg["outcome"] for leg in detail["legs"]] == ["answered"]
     assert [e["kind"] for e in detail["events"]] == ["step", "answered"]
     assert detail["events"][1]["leg_id"] == detail["legs"][0]["id"]
@@ -443,3 +447,24 @@ def test_audit_log_per_client_and_installation(world, sysadmin):
     assert sysadmin.ok("get", f"{API}/audit?user_id={admin.user_id}")["total"] == 2
     bad = sysadmin.get(f"{API}/audit?to=noon")
     assert (bad.status_code, bad.json()["field"]) == (422, "to")
+
+
+def test_call_detail_names_the_dialplan_version_it_ran_on(world, settings):
+    """DP-7: the detail names the dialplan and the version number the call ran on, so its
+    path can be drawn on that version of the graph."""
+    cid = world.client("Path")
+    admin = world.caller(Level.CLIENT_ADMIN, cid)
+    number = admin.ok("post", f"{API}/clients/{cid}/internal-numbers", 201, json={"number": "130"})
+    plan = admin.ok(
+        "post",
+        f"{API}/clients/{cid}/dialplans",
+        201,
+        json={"internal_number_id": number["id"], "steps": [{"level": 1, "action": "hangup"}]},
+    )
+    with make_sessionmaker(world.engine)() as session:
+        version_id = session.scalar(
+            select(DialplanVersion.id).where(DialplanVersion.dialplan_id == plan["id"])
+        )
+    call_id = add_call(world.engine, cid, dialplan_version_id=version_id, steps=[1])
+    detail = admin.ok("get", f"{API}/clients/{cid}/calls/{call_id}")
+    assert (detail["dialplan_id"], detail["dialplan_version"]) == (plan["id"], 1)

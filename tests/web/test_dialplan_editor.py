@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudpbx.db.base import now_ms
-from cloudpbx.db.models import Call
+from cloudpbx.db.models import Call, Dialplan, DialplanVersion, InternalNumber
 from cloudpbx.db.session import make_engine
 
 from .conftest import Site, shot, wav_bytes
@@ -287,6 +288,14 @@ def _recorded_call(site: Site, number: str, steps: list[int]) -> None:
     """DP-7: a finished call through ``number`` as the engine records it, with its steps."""
     start = now_ms()
     with Session(make_engine(site.database_url)) as s:
+        version_id = s.scalar(
+            select(DialplanVersion.id)
+            .join(Dialplan, Dialplan.id == DialplanVersion.dialplan_id)
+            .join(InternalNumber, InternalNumber.id == Dialplan.internal_number_id)
+            .where(InternalNumber.client_id == site.client_id, InternalNumber.number == number)
+            .order_by(DialplanVersion.number.desc())
+            .limit(1)
+        )
         s.add(
             Call(
                 client_id=site.client_id,
@@ -302,6 +311,7 @@ def _recorded_call(site: Site, number: str, steps: list[int]) -> None:
                 answer_ms=start + 5000,
                 outcome="answered",
                 steps=steps,
+                dialplan_version_id=version_id,
             )
         )
         s.commit()

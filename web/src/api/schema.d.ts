@@ -1659,6 +1659,10 @@ export interface components {
             cost: string;
             /** Currency */
             currency: string;
+            /** Dialplan Id */
+            dialplan_id: number | null;
+            /** Dialplan Version */
+            dialplan_version: number | null;
             /** Dialplan Version Id */
             dialplan_version_id: number | null;
             /** Direction */

@@ -122,30 +122,14 @@ interface CallPlace {
   version: number | null;
 }
 
-async function findNumber(clientId: number, kind: NumberKind, number: string): Promise<number | null> {
-  const page = await http<Page<Record<string, unknown>>>("GET", `/clients/${clientId}/${kind}`, { query: { q: number, limit: 50 } });
-  const row = page.items.find((r) => r.number === number);
-  return row ? Number(row.id) : null;
-}
-
-/** DP-7: the number whose dialplan the call ran and the version current when it started.
- * The call record names the version row (dialplan_version_id), which the versions API does not
- * list; the version in force at the call's start is the newest one saved before it. */
+/** DP-7: the number whose dialplan the call ran and the version it ran on (the call detail
+ * names both; a dialplan deleted since leaves the call without a graph). */
 async function placeOfCall(clientId: number, call: CallDetail): Promise<CallPlace | null> {
-  let kind: NumberKind = "internal-numbers";
-  let numberId = call.internal_number ? await findNumber(clientId, kind, call.internal_number) : null;
-  if (numberId === null) {
-    kind = "external-numbers";
-    numberId = await findNumber(clientId, kind, call.called);
-  }
-  if (numberId === null) return null;
-  const page = await http<Page<DialplanRead>>("GET", `/clients/${clientId}/dialplans`, { query: { [FIELD[kind]]: numberId, limit: 1 } });
-  const plan = page.items[0];
-  if (!plan) return { kind, numberId, version: null };
-  const versions = await http<Schemas["VersionList"]>("GET", `/clients/${clientId}/dialplans/${plan.id}/versions`);
-  const before = versions.items.filter((v) => Date.parse(v.created_ms) <= call.start_ms);
-  const version = before.length ? Math.max(...before.map((v) => v.number)) : null;
-  return { kind, numberId, version };
+  if (call.dialplan_id === null || call.dialplan_version === null) return null;
+  const plan = await http<DialplanRead>("GET", `/clients/${clientId}/dialplans/${call.dialplan_id}`);
+  if (plan.internal_number_id) return { kind: "internal-numbers", numberId: plan.internal_number_id, version: call.dialplan_version };
+  if (plan.external_number_id) return { kind: "external-numbers", numberId: plan.external_number_id, version: call.dialplan_version };
+  return null;
 }
 
 export function CallDialplanPage({ clientId, callId }: { clientId: number; callId: number }) {

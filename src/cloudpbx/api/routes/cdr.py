@@ -38,7 +38,16 @@ from cloudpbx.cdr import search
 from cloudpbx.cdr.search import CallFilter, Cursor, NumberScope, StatRow, Totals
 from cloudpbx.cdr.store import CallDirection, Outcome
 from cloudpbx.db.base import now_ms
-from cloudpbx.db.models import AuditEntry, Call, CallEvent, CallLeg, Client, Fax, Recording
+from cloudpbx.db.models import (
+    AuditEntry,
+    Call,
+    CallEvent,
+    CallLeg,
+    Client,
+    DialplanVersion,
+    Fax,
+    Recording,
+)
 from cloudpbx.numbers import InvalidNumber, NumberingPlan, normalize_e164
 
 router = APIRouter()
@@ -150,6 +159,9 @@ class CallDetail(CallRead):
     """A call with what happened in it (CDR-1) and its DP-7 path of step levels."""
 
     steps: list[int]
+    # DP-7: the dialplan and its version number the call ran on, to draw its path on the graph.
+    dialplan_id: int | None
+    dialplan_version: int | None
     legs: list[LegRead]
     events: list[EventRead]
     recordings: list[RecordingRead]
@@ -499,6 +511,18 @@ def _fax_read(fax: Fax) -> FaxRead:
     )
 
 
+def _version_of(db: Session, call: Call) -> DialplanVersion | None:
+    """The version row the call ran on, read with the tenant key (ADM-4)."""
+    if call.dialplan_version_id is None:
+        return None
+    return db.scalar(
+        select(DialplanVersion).where(
+            DialplanVersion.id == call.dialplan_version_id,
+            DialplanVersion.client_id == call.client_id,
+        )
+    )
+
+
 def call_detail(db: Session, call: Call) -> CallDetail:
     """Legs, events, recordings and faxes of a call, each read with the tenant key (ADM-4)."""
     owned = (CallEvent.client_id == call.client_id, CallEvent.call_id == call.id)
@@ -518,10 +542,13 @@ def call_detail(db: Session, call: Call) -> CallDetail:
         .where(Fax.client_id == call.client_id, Fax.call_id == call.id)
         .order_by(Fax.received_ms, Fax.id)
     )
+    version = _version_of(db, call)
     return CallDetail.model_validate(
         {
             **_call_fields(call),
             "steps": list(call.steps or []),
+            "dialplan_id": version.dialplan_id if version else None,
+            "dialplan_version": version.number if version else None,
             "legs": [_leg_read(leg) for leg in legs],
             "events": [_event_read(e) for e in events],
             "recordings": [_recording_read(r) for r in recordings],
