@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy.orm import Session
@@ -148,20 +149,26 @@ def _furnish(settings: Settings) -> tuple[int, dict[str, str]]:
         return client.id, {level: user.login for level, user in logins.items()}
 
 
-def _serve(settings: Settings, dist: Path) -> tuple[uvicorn.Server, threading.Thread, str]:
-    app = create_app(settings)
+def serve(
+    settings: Settings, dist: Path, *, engine: bool = False
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """uvicorn on a free loopback port in a thread; ``engine``: the SIP engine runs in the
+    app's lifespan, in uvicorn's loop, as under `cloudpbx run`."""
+    app = create_app(settings, engine=engine)
     if not any(getattr(r, "name", None) == "web" for r in app.routes):
         mount_web(app, settings, dist)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on" if engine else "off")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while not server.started:
-        if time.monotonic() > deadline:
-            raise AssertionError("uvicorn did not start within 15 s")
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("uvicorn did not start within 30 s")
         time.sleep(0.02)
     return server, thread, f"http://127.0.0.1:{port}"
 
@@ -173,7 +180,7 @@ def site(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     # http://127.0.0.1, as a user of `make run` gets them.
     settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'cloudpbx.db'}")
     client_id, logins = _furnish(settings)
-    server, thread, url = _serve(settings, web_dist)
+    server, thread, url = serve(settings, web_dist)
     try:
         yield Site(url=url, client_id=client_id, logins=logins, database_url=settings.database_url)
     finally:
@@ -191,7 +198,12 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        # A recording's player is started by the test (play()), not by a click.
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--autoplay-policy=no-user-gesture-required"],
+        )
         yield chromium
         chromium.close()
 
@@ -208,6 +220,32 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
         context.close()
+
+
+def api_client(site: Site, level: str) -> httpx.Client:
+    """The API as one of the site's users (a bearer token: no CSRF header needed), for
+    setting up what a test then looks at in the browser."""
+    response = httpx.post(
+        f"{site.url}/api/v1/auth/login", json={"login": site.logins[level], "password": PASSWORD}
+    )
+    response.raise_for_status()
+    token = response.json()["token"]
+    return httpx.Client(
+        base_url=f"{site.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+
+
+def labelled_fields(page: object) -> list[str]:
+    """The visible form controls of the page without an accessible label (issue 6 §7): an
+    empty list means get_by_label reaches every field."""
+    script = """() => [...document.querySelectorAll('main input, main textarea, main select,'
+        + ' [role=dialog] input, [role=dialog] textarea')]
+      .filter((el) => el.type !== 'hidden' && el.offsetParent !== null
+        && !el.closest('[aria-hidden=true]') && el.getAttribute('aria-hidden') !== 'true')
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+        && !el.getAttribute('aria-labelledby'))
+      .map((el) => el.outerHTML.slice(0, 120))"""
+    return page.evaluate(script)  # type: ignore[attr-defined,no-any-return]
 
 
 def shot(page: object, name: str) -> None:

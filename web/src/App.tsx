@@ -9,6 +9,7 @@ import { ResourceList } from "./crud/ResourceList";
 import { Shell } from "./layout/Shell";
 import { CallDialplanPage, NumberDialplanPage } from "./dialplan/DialplanPage";
 import { ActiveCallsPage } from "./pages/ActiveCalls";
+import { AuditPage } from "./pages/Audit";
 import { CallsPage } from "./pages/Calls";
 import { StatisticsPage } from "./pages/Statistics";
 import { ClientHomePage, HomePage } from "./pages/Home";
@@ -38,6 +39,7 @@ function customPage(key: string | undefined, clientId: number) {
   if (key === "calls") return <CallsPage clientId={clientId} />;
   if (key === "statistics") return <StatisticsPage clientId={clientId} />;
   if (key === "active-calls") return <ActiveCallsPage clientId={clientId} />;
+  if (key === "audit") return <AuditPage key={clientId} clientId={clientId} />;
   return null;
 }
 
@@ -69,6 +71,7 @@ function GlobalRoute({ mode }: { mode: Exclude<Mode, "dialplan"> }) {
   const section = key ? GLOBAL_SECTIONS[key] : undefined;
   let page;
   if (mode === "home") page = <HomePage />;
+  else if (mode === "list" && key === "audit") page = <AuditPage clientId={null} />;
   else if (!section) page = <NotFound />;
   else if (mode === "list") page = <ResourceList key={key} section={section} clientId={null} />;
   else page = <ResourceForm key={`${key}/${id}`} section={section} clientId={null} id={mode === "edit" ? id : undefined} />;

@@ -52,19 +52,20 @@ export const CLIENT_MENU: MenuItem[] = [
   leaf("statistics", "menu.statistics", "cdr"),
   leaf("active-calls", "menu.activeCalls", "active_calls"),
   leaf("users", "menu.users", "client_users"),
+  leaf("audit", "menu.audit", "audit"),
 ];
 
 export const PROVIDER_MENU: MenuItem[] = [
   leaf("clients", "menu.clients", "clients"),
   leaf("operators", "menu.operators", "system"),
+  // A tariff's rates are edited on the tariff's Ставки tab.
   leaf("tariffs", "menu.tariffs", "tariffs"),
-  leaf("tariff-rates", "menu.tariffRates", "tariffs"),
   leaf("staff-users", "menu.staffUsers", "system"),
   leaf("audit", "menu.audit", "audit"),
 ];
 
 /** Extra pages that are not generic sections but have their own component. */
-export const CUSTOM_PAGES = new Set<string>(["client:calls", "client:statistics", "client:active-calls"]);
+export const CUSTOM_PAGES = new Set<string>(["client:calls", "client:statistics", "client:active-calls", "client:audit", "global:audit"]);
 
 function built(key: string, scope: "client" | "global"): boolean {
   const sections = scope === "client" ? CLIENT_SECTIONS : GLOBAL_SECTIONS;

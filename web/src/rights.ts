@@ -16,6 +16,7 @@ export type PolicyName =
   | "clients"
   | "client_users"
   | "audit"
+  | "client_billing"
   | "active_calls";
 
 type Policy = Record<Action, string[]>;
@@ -71,6 +72,14 @@ export const POLICIES: Record<PolicyName, Policy> = {
     create: ["system.manage", "clients.add"],
     update: ["system.manage", "clients.edit"],
     delete: ["system.manage", "clients.delete"],
+  },
+  // ADM-5/ADM-6 (rbac.CLIENT_BILLING): the provider sets a client's billing account; the
+  // client's administrator reads it.
+  client_billing: {
+    read: ["system.manage", "clients.view_settings", "clients.edit", "users.view_settings"],
+    create: ["system.manage", "clients.edit"],
+    update: ["system.manage", "clients.edit"],
+    delete: ["system.manage", "clients.edit"],
   },
   client_users: {
     read: ["system.manage", "clients.view_settings", "users.view_settings"],

@@ -3,6 +3,8 @@
 // Both send the session cookie and, on state-changing requests, the CSRF header that
 // api/deps.py requires of cookie sessions (ADM-7).
 import createClient, { type Middleware } from "openapi-fetch";
+import i18n from "../i18n";
+import { russianError, russianMessage } from "./errorText";
 import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
@@ -28,20 +30,38 @@ export interface ErrorDetail {
   [key: string]: unknown;
 }
 
-/** An API error body `{code, message, field, details}` (docs/api.md) with its HTTP status. */
+function russian(): boolean {
+  return i18n.language !== "en";
+}
+
+/** A validation detail's message in the UI's language (the server's kept as serverMessage). */
+function localizedDetail(d: ErrorDetail): ErrorDetail {
+  if (!russian() || typeof d.message !== "string") return d;
+  const text = russianMessage(d.message, typeof d.field === "string" ? d.field : null, d.type ?? null);
+  return text ? { ...d, message: text, serverMessage: d.message } : d;
+}
+
+/** An API error body `{code, message, field, details}` (docs/api.md) with its HTTP status.
+ * `message` is in the UI's language for the errors errorText.ts knows (Russian UI), else the
+ * server's; `serverMessage` is always the server's. */
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field: string | null;
   readonly details: ErrorDetail[];
+  readonly serverMessage: string;
 
   constructor(status: number, body: unknown) {
     const b = (body ?? {}) as Partial<{ code: string; message: string; field: string | null; details: ErrorDetail[] | null }>;
-    super(b.message || `HTTP ${status}`);
+    const code = b.code || "http_error";
+    const server = b.message || `HTTP ${status}`;
+    const raw = b.details ?? [];
+    super(russian() ? russianError(status, { code, message: server, field: b.field ?? null, details: raw }) : server);
     this.status = status;
-    this.code = b.code || "http_error";
+    this.code = code;
     this.field = b.field ?? null;
-    this.details = b.details ?? [];
+    this.serverMessage = server;
+    this.details = code === "validation_error" ? raw.map(localizedDetail) : raw;
   }
 }
 

@@ -93,7 +93,10 @@ export function ResourceForm({ section, clientId, id, fixed, onClose }: Props) {
 
   const mayWrite = can(me, section.policy, creating ? "create" : "update");
   const mayDelete = !creating && can(me, section.policy, "delete");
-  const tabs = useMemo(() => section.tabs.filter((tb) => tb.fields || !creating), [section, creating]);
+  const tabs = useMemo(
+    () => section.tabs.filter((tb) => (tb.fields || !creating) && (!tb.policy || can(me, tb.policy, "read"))),
+    [section, creating, me],
+  );
 
   const change = (name: string, value: unknown) => {
     setValues((v) => setPath(v, name, value));
@@ -162,7 +165,7 @@ export function ResourceForm({ section, clientId, id, fixed, onClose }: Props) {
                   <SimpleGrid cols={{ base: 1, sm: 2 }}>
                     {tb.fields
                       .filter((f) => creating || !f.createOnly)
-                      .map((f) => (
+                      .map((f, index) => (
                         <div key={f.name} style={f.kind === "rows" || f.kind === "services" || f.kind === "textarea" ? { gridColumn: "1 / -1" } : undefined}>
                           <FieldInput
                             field={f}
@@ -172,6 +175,7 @@ export function ResourceForm({ section, clientId, id, fixed, onClose }: Props) {
                             path={f.name}
                             clientId={clientId}
                             editing={!creating}
+                            autoFocus={creating && tb === tabs[0] && index === 0}
                           />
                         </div>
                       ))}

@@ -18,6 +18,7 @@ import {
   Textarea,
 } from "@mantine/core";
 import { IconPlus, IconTrash } from "@tabler/icons-react";
+import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { useRefOptions } from "./resource";
 import { getPath, useText } from "./text";
@@ -60,16 +61,20 @@ export interface FieldProps {
   editing: boolean;
   /** Inside a table row: the label becomes the column header, kept as aria-label. */
   compact?: boolean;
+  /** The first field of a new object's form takes the focus (keyboard users start typing). */
+  autoFocus?: boolean;
 }
 
 export function emptyValue(field: FieldDef): unknown {
   if (field.default !== undefined) return structuredClone(field.default);
+  if (field.nullable) return null;
   switch (field.kind) {
     case "switch":
       return false;
     case "multiref":
     case "multiselect":
     case "rows":
+    case "tags":
       return [];
     case "services":
       return { ...DEFAULT_SERVICES };
@@ -83,7 +88,7 @@ export function emptyValue(field: FieldDef): unknown {
 }
 
 export function FieldInput(props: FieldProps) {
-  const { field, value, onChange, errors, path, editing, compact } = props;
+  const { field, value, onChange, errors, path, editing, compact, autoFocus } = props;
   const text = useText();
   const { t } = useTranslation();
   const label = text(field.label);
@@ -95,10 +100,17 @@ export function FieldInput(props: FieldProps) {
     disabled: field.readOnly,
     description: field.help && !compact ? text(field.help) : undefined,
     placeholder: field.placeholder ? text(field.placeholder) : undefined,
+    autoFocus,
   };
   switch (field.kind) {
     case "text":
-      return <TextInput {...common} value={(value as string) ?? ""} onChange={(e) => onChange(e.currentTarget.value)} />;
+      return (
+        <TextInput
+          {...common}
+          value={(value as string) ?? ""}
+          onChange={(e) => onChange(field.nullable && e.currentTarget.value === "" ? null : e.currentTarget.value)}
+        />
+      );
     case "money":
       // Exact decimals travel as strings (docs/api-admin.md "Money"); empty means "no limit".
       return (
@@ -165,6 +177,8 @@ export function FieldInput(props: FieldProps) {
           onChange={(v) => onChange(v)}
         />
       );
+    case "tags":
+      return <LinesInput {...props} common={common} />;
     case "services":
       return <ServicesInput {...props} />;
     case "rows":
@@ -205,6 +219,35 @@ function RefMultiSelect(props: FieldProps & { common: Common }) {
   );
 }
 
+function splitLines(text: string): string[] {
+  return text.split(/[\s,;]+/).filter(Boolean);
+}
+
+/** A list of short strings (a trunk's addresses) typed one per line. */
+function LinesInput(props: FieldProps & { common: Common }) {
+  const { value, onChange, common } = props;
+  const { t } = useTranslation();
+  const list = (value as string[] | null) ?? [];
+  const [text, setText] = useState(list.join("\n"));
+  useEffect(() => {
+    // Values loaded from the server replace what is typed only when they differ.
+    if (JSON.stringify(splitLines(text)) !== JSON.stringify(list)) setText(list.join("\n"));
+  }, [JSON.stringify(list)]);
+  return (
+    <Textarea
+      {...common}
+      description={(common.description as string | undefined) ?? t("common.linesHelp")}
+      autosize
+      minRows={2}
+      value={text}
+      onChange={(e) => {
+        setText(e.currentTarget.value);
+        onChange(splitLines(e.currentTarget.value));
+      }}
+    />
+  );
+}
+
 function ServicesInput({ field, value, onChange, errors, path }: FieldProps) {
   const text = useText();
   const { t } = useTranslation();
@@ -241,7 +284,9 @@ function RowsInput(props: FieldProps) {
   const columns = field.columns ?? [];
   const setCell = (i: number, name: string, v: unknown) =>
     onChange(rows.map((r, j) => (j === i ? { ...r, [name]: v } : r)));
-  const own = errors[path];
+  // An error of one cell is shown on that cell, not once more under the table.
+  const inCell = Object.keys(errors).some((k) => k.startsWith(`${path}.`));
+  const own = inCell ? undefined : errors[path];
   return (
     <Stack gap="xs">
       <MText fw={500} size="sm">{text(field.label)}</MText>
@@ -275,7 +320,7 @@ function RowsInput(props: FieldProps) {
                 </Table.Td>
               ))}
               <Table.Td>
-                <ActionIcon variant="subtle" color="red" aria-label="remove" onClick={() => onChange(rows.filter((_, j) => j !== i))}>
+                <ActionIcon variant="subtle" color="red" aria-label={`${text("actions.delete")} ${i + 1}`} onClick={() => onChange(rows.filter((_, j) => j !== i))}>
                   <IconTrash size={16} />
                 </ActionIcon>
               </Table.Td>

@@ -1,27 +1,28 @@
 // Delete with confirmation; an object still in use offers "delete and clear references"
 // (`?cascade=true`, docs/api.md "Deleting used objects").
-import { Text } from "@mantine/core";
+import { List, Stack, Text } from "@mantine/core";
 import { modals } from "@mantine/modals";
 import { notifications } from "@mantine/notifications";
 import { useCallback } from "react";
 import { useTranslation } from "react-i18next";
 import { ApiError, http } from "../api/client";
+import { usageText, type Usage } from "../api/errorText";
 import { useInvalidate } from "./resource";
 
-interface UsageDetail {
-  entity?: string;
-  label?: string;
-  id?: number;
-}
-
-function usageList(err: ApiError): string {
-  return (err.details as UsageDetail[])
-    .map((d) => [d.entity, d.label ?? d.id].filter(Boolean).join(" "))
-    .join(", ");
+/** Who still uses the object (a 409 `in_use` answer's details), one line each. */
+function Usages({ err, russian }: { err: ApiError; russian: boolean }) {
+  const items = (err.details as Usage[]).map((u) => usageText(u, russian));
+  return (
+    <List size="sm" data-testid="usages">
+      {items.map((item, i) => (
+        <List.Item key={i}>{item}</List.Item>
+      ))}
+    </List>
+  );
 }
 
 export function useDelete(path: string, onDone?: () => void) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const invalidate = useInvalidate();
 
   const run = useCallback(
@@ -51,7 +52,13 @@ export function useDelete(path: string, onDone?: () => void) {
           if (err instanceof ApiError && err.status === 409 && err.code === "in_use") {
             modals.openConfirmModal({
               title: t("confirm.deleteTitle"),
-              children: <Text size="sm">{t("confirm.inUse", { list: usageList(err) || err.message })}</Text>,
+              children: (
+                <Stack gap="xs">
+                  <Text size="sm">{t("confirm.inUse")}</Text>
+                  {err.details.length > 0 ? <Usages err={err} russian={i18n.language !== "en"} /> : <Text size="sm">{err.message}</Text>}
+                  <Text size="sm" c="dimmed">{t("confirm.inUseHint")}</Text>
+                </Stack>
+              ),
               labels: { confirm: t("actions.deleteAnyway"), cancel: t("actions.cancel") },
               confirmProps: { color: "red" },
               onConfirm: async () => {
@@ -65,7 +72,7 @@ export function useDelete(path: string, onDone?: () => void) {
         },
       });
     },
-    [run, t],
+    [run, t, i18n.language],
   );
 }
 

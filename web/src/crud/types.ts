@@ -20,7 +20,8 @@ export type FieldKind =
   | "multiref"
   | "multiselect"
   | "services"
-  | "rows";
+  | "rows"
+  | "tags";
 
 export interface Option {
   value: string;
@@ -58,6 +59,8 @@ export interface FieldDef<T = Row> {
   readOnly?: boolean;
   /** Never read back (passwords): empty means "leave as it is" when editing. */
   writeOnly?: boolean;
+  /** Optional text the API wants as null rather than "" (e-mail, area code, username). */
+  nullable?: boolean;
   /** int fields: the range the API accepts. */
   min?: number;
   max?: number;
@@ -75,6 +78,8 @@ export interface TabDef<T = Row> {
   fields?: FieldDef<T>[];
   /** A custom tab (contacts of a classifier, audio of a media file): shown when editing. */
   render?: ComponentType<TabProps>;
+  /** Shown only to users whose rights allow reading under this policy (a client's billing). */
+  policy?: PolicyName;
 }
 
 export interface ColumnDef {

@@ -1,7 +1,7 @@
 import type { Dictionary } from "./ru";
 
 const en: Dictionary = {
-  app: { title: "cloudpbx — virtual PBX", cabinet: "Personal cabinet" },
+  app: { title: "cloudpbx — virtual PBX", cabinet: "Personal cabinet", menu: "Menu" },
   login: {
     title: "Sign in to your cabinet",
     login: "Login",
@@ -24,7 +24,7 @@ const en: Dictionary = {
     operators: "Operators",
     tariffs: "Tariffs",
     tariffRates: "Tariff rates",
-    staffUsers: "Provider staff",
+    staffUsers: "System users",
     audit: "Audit log",
     numbering: "Numbering",
     internalNumbers: "Internal numbers",
@@ -66,7 +66,8 @@ const en: Dictionary = {
   confirm: {
     deleteTitle: "Delete",
     deleteText: "Delete “{{name}}”? This cannot be undone.",
-    inUse: "In use by: {{list}}",
+    inUse: "The object is in use by:",
+    inUseHint: "\"Delete and clear references\" deletes the object and removes the references to it; dialplans that used it as a step target will need fixing.",
   },
   common: {
     loading: "Loading…",
@@ -91,6 +92,7 @@ const en: Dictionary = {
     generatedWhenEmpty: "Generated when left empty",
     keepWhenEmpty: "Leave empty to keep the current one",
     notImplemented: "This section is not ready yet",
+    linesHelp: "One value per line",
   },
   tabs: {
     general: "General",

@@ -1,6 +1,6 @@
 // Russian is the product's language: the words are the seed's (PRODUCT.md, seed text).
 const ru = {
-  app: { title: "cloudpbx — виртуальная АТС", cabinet: "Личный кабинет" },
+  app: { title: "cloudpbx — виртуальная АТС", cabinet: "Личный кабинет", menu: "Меню" },
   login: {
     title: "Вход в личный кабинет",
     login: "Логин",
@@ -23,7 +23,7 @@ const ru = {
     operators: "Операторы",
     tariffs: "Тарифы",
     tariffRates: "Тарифные ставки",
-    staffUsers: "Сотрудники провайдера",
+    staffUsers: "Пользователи системы",
     audit: "Журнал изменений",
     numbering: "Ресурс нумерации",
     internalNumbers: "Внутренние номера",
@@ -65,7 +65,8 @@ const ru = {
   confirm: {
     deleteTitle: "Удаление",
     deleteText: "Удалить «{{name}}»? Это действие нельзя отменить.",
-    inUse: "Объект используется: {{list}}",
+    inUse: "Объект используется:",
+    inUseHint: "«Удалить и убрать ссылки» удалит объект и уберёт ссылки на него; диалпланы, где он был целью шага, нужно будет поправить.",
   },
   common: {
     loading: "Загрузка…",
@@ -90,6 +91,7 @@ const ru = {
     generatedWhenEmpty: "Если не задан, будет сгенерирован",
     keepWhenEmpty: "Оставьте пустым, чтобы не менять",
     notImplemented: "Раздел ещё не готов",
+    linesHelp: "По одному значению в строке",
   },
   tabs: {
     general: "Общие",

@@ -111,11 +111,12 @@ export function Shell({ clientId, children }: { clientId: number | null; childre
   const clientMenu = client !== null ? visibleMenu(me, CLIENT_MENU, "client") : [];
   const pickClients = provider && can(me, "clients", "read");
   return (
-    <AppShell header={{ height: 60 }} navbar={{ width: 270, breakpoint: "sm", collapsed: { mobile: !opened } }} padding="md">
+    // Below Mantine's md (62em, 992 px: tablets in portrait) the menu folds into the burger.
+    <AppShell header={{ height: 60 }} navbar={{ width: 270, breakpoint: "md", collapsed: { mobile: !opened } }} padding="md">
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between" wrap="nowrap">
           <Group wrap="nowrap">
-            <Burger opened={opened} onClick={toggle} hiddenFrom="sm" size="sm" aria-label="menu" />
+            <Burger opened={opened} onClick={toggle} hiddenFrom="md" size="sm" aria-label={t("app.menu")} aria-expanded={opened} />
             <Title order={4} visibleFrom="xs">
               cloudpbx
             </Title>

@@ -34,6 +34,43 @@ const DIRECTIONS: Record<string, readonly [string, string]> = {
   emergency: ["Экстренный", "Emergency"],
 };
 
+const LEG_DIRECTIONS: Record<string, readonly [string, string]> = {
+  in: ["Входящее плечо", "Inbound leg"],
+  out: ["Исходящее плечо", "Outbound leg"],
+};
+
+// The engine's call events (engine/b2bua.py), in the seed's words where it has them.
+const EVENTS: Record<string, readonly [string, string]> = {
+  step: ["Шаг диалплана", "Dialplan step"],
+  move: ["Переход по условию", "Condition taken"],
+  answered: ["Ответ", "Answered"],
+  no_answer: ["Нет ответа", "No answer"],
+  no_route: ["Нет маршрута", "No route"],
+  no_dialplan: ["Нет диалплана", "No dialplan"],
+  hangup: ["Отбой", "Hang-up"],
+  hold: ["Удержание", "Hold"],
+  unhold: ["Снято с удержания", "Resumed"],
+  recording: ["Запись", "Recording"],
+  play: ["Звуковое сообщение", "Sound message"],
+  menu: ["Голосовое меню", "Voice menu"],
+  menu_choice: ["Выбор в меню", "Menu choice"],
+  menu_failed: ["Меню: нет выбора", "Menu: no choice"],
+  menu_replay: ["Меню: повтор", "Menu replayed"],
+  classifier: ["Классификатор", "Classifier"],
+  goto_number: ["Переход на внутренний номер", "Go to internal number"],
+  pickup: ["Перехват", "Pickup"],
+  voicemail: ["Голосовая почта", "Voicemail"],
+  voicemail_end: ["Голосовая почта: конец", "Voicemail ended"],
+  voicemail_empty: ["Голосовая почта: пустое сообщение", "Voicemail: empty"],
+  voicemail_mail: ["Голосовая почта: письмо", "Voicemail mailed"],
+  fax: ["Факс", "Fax"],
+  fax_result: ["Факс: результат", "Fax result"],
+  limit: ["Ограничение", "Limit reached"],
+  no_media: ["Нет звука", "No media"],
+  rtp_timeout: ["Пропал звук (RTP)", "RTP timeout"],
+  not_implemented: ["Не реализовано", "Not implemented"],
+};
+
 export function duration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "—";
   const s = Math.round(ms / 1000);
@@ -95,10 +132,10 @@ function CallDetails({ clientId, id, onClose }: { clientId: number; id: number |
             <Table.Tbody>
               {d.legs.map((leg) => (
                 <Table.Tr key={leg.id}>
-                  <Table.Td>{leg.direction}</Table.Td>
+                  <Table.Td>{text(LEG_DIRECTIONS[leg.direction] ?? [leg.direction, leg.direction])}</Table.Td>
                   <Table.Td>{leg.party}</Table.Td>
                   <Table.Td>{localTime(leg.start_ms, i18n.language)}</Table.Td>
-                  <Table.Td>{leg.outcome ?? "—"}</Table.Td>
+                  <Table.Td>{leg.outcome ? text(OUTCOMES[leg.outcome] ?? [leg.outcome, leg.outcome]) : "—"}</Table.Td>
                   <Table.Td>{leg.codec ?? ""}</Table.Td>
                   <Table.Td>{leg.cost}</Table.Td>
                 </Table.Tr>
@@ -128,7 +165,7 @@ function CallDetails({ clientId, id, onClose }: { clientId: number; id: number |
               {d.events.map((e) => (
                 <Table.Tr key={e.id}>
                   <Table.Td>{localTime(e.at_ms, i18n.language)}</Table.Td>
-                  <Table.Td>{e.kind}</Table.Td>
+                  <Table.Td>{text(EVENTS[e.kind] ?? [e.kind, e.kind])}</Table.Td>
                   <Table.Td>{e.step_level ?? ""}</Table.Td>
                 </Table.Tr>
               ))}

@@ -1,7 +1,8 @@
-// Provider-side sections (ADM-1, ADM-5): clients with their limits.
+// Provider-side sections (ADM-1, ADM-5, ADM-6): clients with their limits and billing account.
 import { createElement } from "react";
 import type { Schemas } from "../api/client";
 import { defineSection } from "../crud/types";
+import { BillingTab } from "./BillingTab";
 import { OpenClientButton } from "./OpenClientButton";
 import { description, LANGUAGE_OPTIONS, nameLabel } from "./common";
 
@@ -33,7 +34,7 @@ export const clients = defineSection<Schemas["ClientCreate"]>({
       fields: [
         { name: "name", kind: "text", label: "f.name", required: true },
         { name: "timezone", kind: "text", label: ["Часовой пояс", "Time zone"], default: "Europe/Moscow", required: true },
-        { name: "area_code", kind: "text", label: ["Код города", "Area code"], placeholder: ["495", "495"] },
+        { name: "area_code", kind: "text", label: ["Код города", "Area code"], placeholder: ["495", "495"], nullable: true },
         { name: "language", kind: "select", label: "f.language", options: LANGUAGE_OPTIONS, default: "ru", required: true },
         { name: "is_active", kind: "switch", label: "f.is_active", default: true },
         description,
@@ -55,5 +56,6 @@ export const clients = defineSection<Schemas["ClientCreate"]>({
         },
       ],
     },
+    { key: "billing", label: ["Биллинговый счёт", "Billing account"], render: BillingTab, policy: "client_billing" },
   ],
 });

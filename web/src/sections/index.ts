@@ -13,6 +13,7 @@ import {
 } from "./components";
 import { contacts } from "./contacts";
 import { externalNumbers, internalNumbers, pickupGroups, ports } from "./numbering";
+import { operators, staffUsers, tariffRates, tariffs } from "./provider";
 import { users } from "./users";
 
 export const CLIENT_SECTIONS: Record<string, SectionDef> = Object.fromEntries(
@@ -34,4 +35,6 @@ export const CLIENT_SECTIONS: Record<string, SectionDef> = Object.fromEntries(
   ].map((s) => [s.key, s]),
 );
 
-export const GLOBAL_SECTIONS: Record<string, SectionDef> = Object.fromEntries([clients].map((s) => [s.key, s]));
+export const GLOBAL_SECTIONS: Record<string, SectionDef> = Object.fromEntries(
+  [clients, operators, tariffs, tariffRates, staffUsers].map((s) => [s.key, s]),
+);

@@ -49,7 +49,7 @@ export const users = defineSection<Schemas["UserCreate"]>({
         { name: "login", kind: "text", label: "login.login", required: true },
         { name: "password", kind: "password", label: "login.password", required: true, writeOnly: true, help: ["Не короче 10 символов", "At least 10 characters"] },
         { name: "full_name", kind: "text", label: ["ФИО", "Full name"] },
-        { name: "email", kind: "text", label: ["E-mail", "E-mail"] },
+        { name: "email", kind: "text", label: ["E-mail", "E-mail"], nullable: true },
         { name: "level", kind: "select", label: ["Уровень", "Level"], options: LEVELS, default: "client_user", required: true },
         { name: "language", kind: "select", label: "f.language", options: LANGUAGE_OPTIONS, default: "ru", required: true },
         { name: "is_active", kind: "switch", label: "f.is_active", default: true },
