@@ -408,7 +408,9 @@ def run_gen(args: argparse.Namespace) -> None:
                 data, anc, _flags, _addr = fd_to_sock[fd].recvmsg(256, 64)
             except BlockingIOError:
                 continue
-            if anc and len(data) >= 28:
+            # data[1] >= 192: the relay's own RTCP (RFC 3550 §6), sent to a phone's port + 1,
+            # which may be another phone's socket here: not a stream packet
+            if anc and len(data) >= 28 and data[1] < 192:
                 sec, nsec = unpack_ts(anc[0][2][:16])
                 arr = sec * 1_000_000_000 + nsec
                 t_send, k, gseq = unpack_body(data, 12)

@@ -2,8 +2,10 @@
 
 RFC 3550 §11: RTP goes on an even port and its RTCP on the next (odd) one, so the allocator
 hands out even ports only and reserves each with its odd neighbour (RFC 3605 ``a=rtcp`` is not
-needed then). Pure bookkeeping: no sockets. The relay binds the pair and, if the port turns out
-to be taken by another program, releases it and asks for the next one.
+needed then). :class:`RtpPortAllocator` is pure bookkeeping (no sockets);
+:func:`bind_rtp_pair` binds the two sockets of a pair. The relay and the media streams bind the
+pair they were given and, if a port turns out to be taken by another program, release it and
+ask for the next one.
 
 Released ports go to the back of the queue (least recently used first): a port just freed is
 not handed to the next call at once, so late packets of the old call do not land in the new
@@ -12,10 +14,11 @@ one (the latch would drop them anyway, but they would count as refused traffic).
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from typing import Protocol
 
-__all__ = ["PortRange", "PortsExhaustedError", "RtpPortAllocator"]
+__all__ = ["PortRange", "PortsExhaustedError", "RtpPortAllocator", "bind_rtp_pair"]
 
 
 class PortsExhaustedError(Exception):
@@ -94,3 +97,30 @@ class RtpPortAllocator:
         except KeyError:
             raise ValueError(f"RTP port {port} is not allocated") from None
         self._free.append(port)
+
+
+def bind_rtp_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """Bind the UDP sockets of one RTP/RTCP pair on ``host``: RTP on the even ``port``, its
+    RTCP on ``port + 1`` (RFC 3550 §11), both non-blocking, ready for
+    ``loop.create_datagram_endpoint(..., sock=...)``.
+
+    ``host`` is an IP literal; one with a colon binds IPv6 (``"::"`` is dual-stack on Linux
+    unless ``net.ipv6.bindv6only`` is set, so IPv4 peers then appear as ``::ffff:a.b.c.d``).
+    Raises ``ValueError`` for an odd or out-of-range port and ``OSError`` (``EADDRINUSE``
+    when another program holds either port) after closing whatever it had bound.
+    """
+    if port % 2 or not 0 < port < 65535:
+        raise ValueError(f"RTP port {port} is not an even port below 65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    try:
+        for p in (port, port + 1):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            socks.append(sock)
+            sock.setblocking(False)
+            sock.bind((host, p))
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks[0], socks[1]

@@ -31,19 +31,35 @@ and nothing is logged per packet (about 1 µs of Python per packet; the event lo
 kernel cost the rest, ~9 µs a relayed packet in all here, ``bench/rtp_relay.py``). The relay
 runs on the running loop; the server runs on uvloop (``cloudpbx.transport.endpoint.run``).
 
-RTCP: the odd port of each pair is bound and incoming RTCP is counted and discarded (the
-relay rewrites SSRCs, so the peers' reports could not be passed on unchanged); RTCP
-multiplexed on the RTP port (RFC 5761) is dropped as an unmapped payload type. Sending our
-own SR/RR per leg (``rtcp.py``) is left to a later change.
+RTCP (RFC 3550 §6): the relay terminates RTCP per leg, as a B2BUA anchoring media must (it
+rewrites SSRCs, so the peers' reports could not be passed on). Each leg, on a loop timer of its
+own (every ~5 s randomised 0.5-1.5x, never more often than RFC 3550 §6.2's 5 % of the session
+bandwidth allows, see :func:`rtcp_interval`), sends its peer an SR about the stream we send that
+peer (our SSRC, packet/octet counts, NTP and RTP timestamps; an RR when we sent nothing) with a
+reception report about the stream it receives from that peer (fraction and cumulative lost,
+extended highest sequence, interarrival jitter, LSR/DLSR), plus an SDES CNAME; a BYE when the
+session closes. Incoming SR/RR are taken only from the IP of the peer the latch accepts and feed
+the per-leg figures: the peer's view of our stream (its loss and jitter) and the round-trip
+time. Nothing of this runs per packet: the hot path keeps only the counters it always kept.
+:meth:`RelaySession.quality` gives the per-leg figures for the call record (CDR-1
+``call_legs.quality``). RTCP multiplexed on the RTP port (RFC 5761) is dropped as an unmapped
+payload type; the peer's RTCP is expected on its RTP port + 1 (RFC 3550 §11) until it sends us
+some from elsewhere (symmetric RTCP, RFC 4961).
+
+IPv4 and IPv6: a manager bound to an IPv6 host (``"::1"``, ``"::"``) works the same; the
+signalled addresses are brought into the form the kernel reports sources in
+(:func:`canonical_address`), so the latch compares like with like.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
+import ipaddress
 import logging
+import random
 import secrets
-import socket
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -51,7 +67,20 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 from cloudpbx.media.codecs import transcoder
-from cloudpbx.media.ports import RtpPortAllocator
+from cloudpbx.media.ports import RtpPortAllocator, bind_rtp_pair
+from cloudpbx.media.rtcp import (
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpError,
+    RtcpPacket,
+    SenderReport,
+    SourceDescription,
+    ntp_from_unix,
+    ntp_middle,
+    parse_compound,
+    serialize_compound,
+)
 from cloudpbx.media.rtp import (
     RTP_HEADER_SIZE,
     Address,
@@ -70,11 +99,14 @@ __all__ = [
     "LagSnapshot",
     "LegMedia",
     "LoopLagMonitor",
+    "PeerReport",
     "RelayError",
     "RelayLeg",
     "RelayManager",
     "RelaySession",
     "RtpTap",
+    "canonical_address",
+    "rtcp_interval",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,10 +129,71 @@ _NO_PT: Final = -1
 _HEADER_TAIL: Final = struct.Struct("!BHII")
 _monotonic: Final = time.monotonic
 _NOWHERE: Final[Address] = ("0.0.0.0", 0)  # noqa: S104 - placeholder, never sent to
+_U32: Final = 0xFFFF_FFFF
+
+# RFC 3550 §6.2/§6.3.1: RTCP gets 5 % of the session bandwidth, at most one report per 5 s
+# (the first after half that). The session bandwidth of a G.711 (or G.722) leg at 20 ms:
+# 64 kbit/s of payload plus 50 x 40 octets of RTP/UDP/IPv4 headers = 10,000 octets/s.
+RTCP_MIN_INTERVAL: Final = 5.0
+RTCP_BANDWIDTH_FRACTION: Final = 0.05
+_SESSION_OCTETS_PER_S: Final = 10_000.0
+_UDP_IP_OVERHEAD: Final = 28  # A.7: avg_rtcp_size counts the lower-layer headers (IPv4)
+_UDP_IP6_OVERHEAD: Final = 48
 
 
 class RelayError(Exception):
     """The relay cannot do what was asked (no session slot, no port, leg closed)."""
+
+
+def canonical_address(addr: tuple[Any, ...], *, ipv6_socket: bool = False) -> Address:
+    """``(ip, port)`` as the kernel reports a source on our socket, for the latch to compare.
+
+    Takes a 2-tuple or a 4-tuple (``getsockname`` of an IPv6 socket); IPv6 is written
+    compressed in lower case; on an IPv6 socket an IPv4 address becomes IPv4-mapped
+    (``::ffff:192.0.2.1``, how a dual-stack ``::`` socket sees IPv4 peers), and on an IPv4
+    socket a mapped address goes back to IPv4. A host name is left as it is.
+    """
+    host, port = str(addr[0]), int(addr[1])
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return (host, port)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return (f"::ffff:{ip}" if ipv6_socket else str(ip), port)
+    return (ip.compressed, port)
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def rtcp_interval(
+    rand: float,
+    *,
+    avg_rtcp_size: float,
+    session_bandwidth: float = _SESSION_OCTETS_PER_S,
+    members: int = 2,
+    minimum: float = RTCP_MIN_INTERVAL,
+    initial: bool = False,
+) -> float:
+    """Seconds until the next RTCP report (RFC 3550 §6.3.1, A.7 without reconsideration).
+
+    The deterministic interval is the larger of ``minimum`` (halved for the first report)
+    and the time ``members`` reports of ``avg_rtcp_size`` octets take at 5 % of
+    ``session_bandwidth`` (octets/s): never more often than the RTP rate justifies. It is
+    then scaled by 0.5 + ``rand`` (``rand`` uniform in [0, 1), injected) so that reports do
+    not synchronise. With two members (a relay leg and its peer) timer reconsideration
+    changes nothing, so the (e - 3/2) compensation of §6.3.1 is not applied.
+    """
+    if not 0.0 <= rand <= 1.0:
+        raise ValueError(f"rand {rand} outside [0, 1]")
+    if session_bandwidth <= 0 or minimum <= 0:
+        raise ValueError("session bandwidth and minimum must be positive")
+    t_min = minimum / 2 if initial else minimum
+    by_bandwidth = members * avg_rtcp_size / (RTCP_BANDWIDTH_FRACTION * session_bandwidth)
+    return max(t_min, by_bandwidth) * (0.5 + rand)
 
 
 def _encoding_key(name: str) -> str:
@@ -165,16 +258,36 @@ class DirectionStats:
         return self.lost / self.expected if self.expected else 0.0
 
 
-class _RtcpSink(asyncio.DatagramProtocol):
-    """The odd port of a pair: counts what arrives."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerReport:
+    """The peer's view of the stream we send it: its last RTCP reception report about our
+    SSRC (RFC 3550 §6.4.1) and the round trip measured from it."""
 
-    __slots__ = ("packets",)
+    fraction_lost: float  # 0..1, over the peer's last reporting interval
+    cumulative_lost: int  # since the start of our stream (negative with duplicates)
+    highest_seq: int  # extended highest sequence number the peer received
+    jitter_ms: float  # the peer's interarrival jitter estimate of our stream
+    rtt_ms: float | None  # RFC 3550 §6.4.1 A - LSR - DLSR; None until it echoes an SR of ours
+    packets_sent: int  # what we had sent the peer when the report arrived
 
-    def __init__(self) -> None:
-        self.packets = 0
+    @property
+    def loss_ratio(self) -> float:
+        """Cumulative loss over what we had sent (in-flight packets make it a hair low)."""
+        if self.packets_sent <= 0:
+            return 0.0
+        return min(1.0, max(self.cumulative_lost, 0) / self.packets_sent)
+
+
+class _RtcpPort(asyncio.DatagramProtocol):
+    """The odd port of a pair: hands what arrives to its leg (RTCP is not on the hot path)."""
+
+    __slots__ = ("leg",)
+
+    def __init__(self, leg: RelayLeg) -> None:
+        self.leg = leg
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.packets += 1
+        self.leg._rtcp_datagram(data, addr, _monotonic())
 
 
 class RelayLeg(asyncio.DatagramProtocol):
@@ -185,17 +298,22 @@ class RelayLeg(asyncio.DatagramProtocol):
     """
 
     __slots__ = (
+        "_avg_rtcp_size",
         "_conv",
         "_in_ssrc",
         "_is_event",
+        "_jitter_max",
         "_last_at",
         "_last_seq",
         "_last_ts",
         "_out_dest",
         "_prior_expected",
         "_prior_lost",
+        "_prior_octets",
         "_pt_out",
         "_rate",
+        "_reported_sent",
+        "_rtcp_handle",
         "_sendto",
         "_seq_off",
         "_session",
@@ -204,7 +322,10 @@ class RelayLeg(asyncio.DatagramProtocol):
         "_tap",
         "_timer_on_packet",
         "_ts_off",
+        "_unsent_octets",
+        "_wallclock",
         "accepted",
+        "cname",
         "dest",
         "latch",
         "local_address",
@@ -213,10 +334,14 @@ class RelayLeg(asyncio.DatagramProtocol):
         "name",
         "out_ssrc",
         "peer",
+        "peer_report",
         "port",
         "receives",
         "refused_pt",
-        "rtcp",
+        "rtcp_accepted",
+        "rtcp_dest",
+        "rtcp_packets",
+        "rtcp_sent",
         "rtcp_transport",
         "send_errors",
         "ssrc_changes",
@@ -245,7 +370,6 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.peer: RelayLeg | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
-        self.rtcp = _RtcpSink()
         self._session: RelaySession | None = None
         # Where to send (set by the session): this leg's peer address, and whether to send.
         self.dest: Address | None = None
@@ -277,6 +401,20 @@ class RelayLeg(asyncio.DatagramProtocol):
         self.send_errors = 0
         self._prior_expected = 0
         self._prior_lost = 0
+        self._prior_octets = 0  # payload octets of the peer's earlier SSRCs
+        self._unsent_octets = 0
+        # RTCP (RFC 3550 §6), this leg facing its peer; see RelaySession's timers.
+        self.cname = secrets.token_urlsafe(12)  # RFC 7022: a random per-session CNAME
+        self.rtcp_dest: Address | None = None  # learned from the peer's RTCP (RFC 4961)
+        self.rtcp_packets = 0  # datagrams on our RTCP port
+        self.rtcp_accepted = 0  # of those: valid RTCP from the peer's IP
+        self.rtcp_sent = 0
+        self.peer_report: PeerReport | None = None
+        self._reported_sent = (0, 0)  # packets sent at the last two reports (§6.4: SR or RR)
+        self._avg_rtcp_size = 100.0  # A.7 avg_rtcp_size, octets with UDP/IP headers
+        self._jitter_max = 0.0  # the largest jitter seen at a report, ms
+        self._rtcp_handle: asyncio.TimerHandle | None = None
+        self._wallclock: Callable[[], float] = time.time
 
     # --- asyncio protocol ---------------------------------------------------------------
 
@@ -337,6 +475,7 @@ class RelayLeg(asyncio.DatagramProtocol):
                 except RtpError:  # CSRC count, extension or padding run past the end
                     self.malformed += 1
                     self.unsent += 1
+                    self._unsent_octets += len(data) - 12
                     return
                 buf[start:end] = conv(data[start:end])
         if self._tap is not None:
@@ -346,6 +485,7 @@ class RelayLeg(asyncio.DatagramProtocol):
             sendto(buf, self._out_dest)
         else:
             self.unsent += 1
+            self._unsent_octets += len(data) - 12  # as the statistics count octets
 
     # --- slow paths ---------------------------------------------------------------------
 
@@ -368,6 +508,7 @@ class RelayLeg(asyncio.DatagramProtocol):
         if self._in_ssrc is not None:
             self._prior_expected += stats.seq.expected
             self._prior_lost += max(stats.cumulative_lost, 0)
+            self._prior_octets += stats.octets_received
             next_seq = self._last_seq + self._seq_off + 1
             elapsed = max(1, round((now - self._last_at) * self._rate[pt]))
             next_ts = self._last_ts + self._ts_off + elapsed
@@ -403,11 +544,167 @@ class RelayLeg(asyncio.DatagramProtocol):
             expected=self._prior_expected + stats.seq.expected,
             lost=self._prior_lost + max(stats.cumulative_lost, 0),
             jitter_ms=stats.jitter_ms,
-            rtcp_packets=self.rtcp.packets,
+            rtcp_packets=self.rtcp_packets,
             latched=self.latch.latched,
         )
 
+    # --- RTCP (RFC 3550 §6): this leg facing its peer; timer-driven, never per packet -------
+
+    def _relayed(self) -> tuple[int, int]:
+        """``(packets, payload octets)`` of this leg's media sent on to the other side."""
+        octets = self._prior_octets + self.stats.octets_received - self._unsent_octets
+        return self.accepted - self.unsent, max(0, octets)
+
+    def _out_timestamp(self, now: float, rate: int) -> int:
+        """The RTP timestamp that corresponds to ``now`` in the stream this leg's media
+        makes on the other side: its newest packet's, plus the time since (RFC 3550 §6.4.1)."""
+        elapsed = round((now - self._last_at) * rate)
+        return (self._last_ts + self._ts_off + elapsed) & _U32
+
+    @property
+    def codec(self) -> str | None:
+        """The audio encoding the peer negotiated (``"PCMU"`` …), None before any."""
+        for name in self.media.payload_types.values():
+            key = _encoding_key(name)
+            if not key.startswith(_EVENT_PREFIX):
+                return key.split("/", 1)[0]
+        return None
+
+    def rtcp_destination(self) -> Address | None:
+        """Where our RTCP goes: where the peer's comes from (symmetric RTCP, RFC 4961), else
+        its RTP address + 1 (RFC 3550 §11); None while the peer's address is unknown."""
+        if self.rtcp_dest is not None:
+            return self.rtcp_dest
+        rtp = self.latch.destination
+        if rtp is None or not 0 < rtp[1] < 65535:
+            return None
+        return (rtp[0], rtp[1] + 1)
+
+    def build_rtcp(self, now: float, wallclock: float, *, bye: bool = False) -> bytes | None:
+        """The compound packet to send the peer now: SR (we sent it media since one of the
+        last two reports, RFC 3550 §6.4) or RR, with a report block about its stream once it
+        sent some, SDES CNAME, and BYE when ``bye``. ``now`` is on the hot path's monotonic
+        clock, ``wallclock`` Unix time for the NTP timestamp. Starts a new loss interval;
+        None for a leg not in a session."""
+        source = self.peer  # its hot path makes the stream this leg's peer receives
+        if source is None:
+            return None
+        stats = self.stats
+        blocks: tuple[ReportBlock, ...] = ()
+        if stats.ssrc is not None:
+            blocks = (ReportBlock.from_stats(stats, now),)
+            self._jitter_max = max(self._jitter_max, stats.jitter_ms)
+        sent, octets = source._relayed()
+        ssrc = source.out_ssrc
+        report: SenderReport | ReceiverReport
+        if sent > self._reported_sent[1] and source._in_ssrc is not None:
+            report = SenderReport(
+                ssrc=ssrc,
+                ntp_timestamp=ntp_from_unix(wallclock),
+                rtp_timestamp=source._out_timestamp(now, stats.clock_rate),
+                packet_count=sent & _U32,
+                octet_count=octets & _U32,
+                reports=blocks,
+            )
+        else:
+            report = ReceiverReport(ssrc=ssrc, reports=blocks)
+        self._reported_sent = (sent, self._reported_sent[0])
+        packets: list[RtcpPacket] = [report, SourceDescription.with_cname(ssrc, self.cname)]
+        if bye:
+            packets.append(Bye(sources=(ssrc,)))
+        return serialize_compound(packets)
+
+    def _rtcp_datagram(self, data: bytes, addr: tuple[str | Any, int], now: float) -> None:
+        self.rtcp_packets += 1
+        self.on_rtcp(data, (addr[0], addr[1]), now, self._wallclock())
+
+    def on_rtcp(self, data: bytes, src: Address, now: float, wallclock: float) -> bool:
+        """An RTCP datagram from ``src`` on our RTCP port; True if taken. Only the peer's IP
+        (the latched or signalled one) is heard: RTCP cannot steer media, but it goes into
+        the call record. An SR of the peer's current SSRC is remembered for LSR/DLSR; a report
+        block about our SSRC becomes :attr:`peer_report` (with the round trip)."""
+        peer_rtp = self.latch.destination
+        if peer_rtp is None or src[0] != peer_rtp[0]:
+            return False
+        try:
+            packets = parse_compound(data)
+        except RtcpError:
+            return False
+        self.rtcp_accepted += 1
+        self._note_rtcp_size(len(data))
+        if self.rtcp_dest is None and src[1] != peer_rtp[1]:
+            self.rtcp_dest = src  # symmetric RTCP: answer where it comes from (NAT)
+        for packet in packets:
+            if isinstance(packet, SenderReport | ReceiverReport):
+                self._on_report(packet, now, wallclock)
+        return True
+
+    def _on_report(
+        self, packet: SenderReport | ReceiverReport, now: float, wallclock: float
+    ) -> None:
+        if isinstance(packet, SenderReport) and packet.ssrc == self.stats.ssrc:
+            self.stats.note_sender_report(ntp_middle(packet.ntp_timestamp), now)
+        source = self.peer
+        if source is None:
+            return
+        for block in packet.reports:
+            if block.ssrc != source.out_ssrc:
+                continue  # about another stream (e.g. a player's own SSRC on this socket)
+            rtt = block.round_trip_time(ntp_from_unix(wallclock))
+            previous = self.peer_report
+            self.peer_report = PeerReport(
+                fraction_lost=block.fraction_lost / 256.0,
+                cumulative_lost=block.cumulative_lost,
+                highest_seq=block.highest_seq,
+                jitter_ms=1000.0 * block.jitter / self.stats.clock_rate,
+                rtt_ms=(
+                    1000.0 * rtt
+                    if rtt is not None
+                    else (previous.rtt_ms if previous is not None else None)
+                ),
+                packets_sent=source._relayed()[0],
+            )
+
+    def _note_rtcp_size(self, octets: int) -> None:
+        """RFC 3550 A.7: avg_rtcp_size, over packets sent and received, with UDP/IP headers."""
+        local = self.local_address
+        overhead = _UDP_IP6_OVERHEAD if local is not None and ":" in local[0] else _UDP_IP_OVERHEAD
+        self._avg_rtcp_size += (octets + overhead - self._avg_rtcp_size) / 16.0
+
+    def quality(self) -> dict[str, Any]:
+        """This leg's media quality for the call record (CDR-1 ``call_legs.quality``); JSON
+        types only. ``rx_*`` is what the peer sent us (RFC 3550 A.3 loss, A.8 jitter),
+        ``tx_*`` what we sent it, ``peer_*`` what its RTCP said about that (None without a
+        report), ``rtt_ms`` the last round trip. See docs/media-relay.md for the fields."""
+        got = self.direction_stats()
+        source = self.peer
+        sent, octets = source._relayed() if source is not None else (0, 0)
+        peer = self.peer_report
+        return {
+            "codec": self.codec,
+            "rx_packets": got.packets_accepted,
+            "rx_expected": got.expected,
+            "rx_lost": got.lost,
+            "rx_loss_pct": round(100.0 * got.loss_ratio, 3),
+            "rx_jitter_ms": round(got.jitter_ms, 2),
+            "rx_jitter_max_ms": round(max(self._jitter_max, got.jitter_ms), 2),
+            "tx_packets": sent,
+            "tx_octets": octets,
+            "peer_lost": peer.cumulative_lost if peer is not None else None,
+            "peer_loss_pct": round(100.0 * peer.loss_ratio, 3) if peer is not None else None,
+            "peer_jitter_ms": round(peer.jitter_ms, 2) if peer is not None else None,
+            "rtt_ms": round(peer.rtt_ms, 1)
+            if peer is not None and peer.rtt_ms is not None
+            else None,
+            "rtcp_rx": self.rtcp_accepted,
+            "rtcp_tx": self.rtcp_sent,
+            "latched": list(got.latched) if got.latched is not None else None,
+        }
+
     def close(self) -> None:
+        if self._rtcp_handle is not None:
+            self._rtcp_handle.cancel()
+            self._rtcp_handle = None
         for transport in (self.transport, self.rtcp_transport):
             if transport is not None:
                 transport.close()
@@ -451,17 +748,24 @@ class RelaySession:
         b: RelayLeg,
         *,
         on_dead: DeadCallback | None = None,
+        rtcp_interval: float | None = RTCP_MIN_INTERVAL,
+        rng: random.Random | None = None,
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
         self.manager = manager
         self.a = a
         self.b = b
         a.peer, b.peer = b, a
         a._session = b._session = self
+        a._wallclock = b._wallclock = wallclock
         self.on_dead = on_dead
         self.closed = False
         self.dead = False
         self._check: asyncio.TimerHandle | None = None
         self._timing = False  # inactivity timers run once both legs have their media
+        self.rtcp_interval = rtcp_interval  # the RFC 3550 §6.2 minimum; None: no RTCP sent
+        self._rng = rng or random.Random()  # report timing, not security
+        self._wallclock = wallclock
         self._refresh()
 
     def leg(self, name: str) -> RelayLeg:
@@ -485,8 +789,16 @@ class RelaySession:
         if self.closed:
             raise RelayError("session closed")
         target = self.leg(leg) if isinstance(leg, str) else leg
+        if media.remote is not None:
+            local = target.local_address
+            remote = canonical_address(
+                media.remote, ipv6_socket=local is not None and ":" in local[0]
+            )
+            media = dataclasses.replace(media, remote=remote)
         latch = target.latch
         latch.strict = media.strict
+        if media.remote != latch.signalled:
+            target.rtcp_dest = None  # the peer moved: learn its RTCP source afresh
         latch.on_signalled(media.remote)
         target._source = None
         target.media = media
@@ -580,16 +892,76 @@ class RelaySession:
                 return
         self._schedule_check()
 
+    # --- RTCP -----------------------------------------------------------------------------
+
+    def start_rtcp(self) -> None:
+        """Start each leg's report timer (:meth:`RelayManager.open_session` does; needs the
+        running loop). A leg reports once its peer's address is known."""
+        if self.rtcp_interval is None or self.closed:
+            return
+        for leg in (self.a, self.b):
+            if leg._rtcp_handle is None:
+                self._arm_rtcp(leg, initial=True)
+
+    def _arm_rtcp(self, leg: RelayLeg, *, initial: bool = False) -> None:
+        assert self.rtcp_interval is not None
+        delay = rtcp_interval(
+            self._rng.random(),
+            avg_rtcp_size=leg._avg_rtcp_size,
+            minimum=self.rtcp_interval,
+            initial=initial,
+        )
+        leg._rtcp_handle = asyncio.get_running_loop().call_later(delay, self._rtcp_due, leg)
+
+    def _rtcp_due(self, leg: RelayLeg) -> None:
+        leg._rtcp_handle = None
+        if self.closed:
+            return
+        try:
+            self.send_rtcp(leg)
+        except Exception:
+            log.exception("RTCP report on leg %s failed", leg.name)
+        self._arm_rtcp(leg)
+
+    def send_rtcp(self, leg: str | RelayLeg, *, bye: bool = False) -> bool:
+        """Send ``leg``'s peer a report now (the timers do this); False when its address is
+        not known yet or the socket is closed."""
+        target = self.leg(leg) if isinstance(leg, str) else leg
+        dest = target.rtcp_destination()
+        transport = target.rtcp_transport
+        if dest is None or transport is None or transport.is_closing():
+            return False
+        data = target.build_rtcp(_monotonic(), self._wallclock(), bye=bye)
+        if data is None:
+            return False
+        transport.sendto(data, dest)
+        target.rtcp_sent += 1
+        target._note_rtcp_size(len(data))
+        return True
+
     # --- results and teardown -------------------------------------------------------------
 
     def stats(self) -> tuple[DirectionStats, DirectionStats]:
         """``(a → b, b → a)``: media received on ``a`` and on ``b``."""
         return self.a.direction_stats(), self.b.direction_stats()
 
+    def quality(self) -> dict[str, dict[str, Any]]:
+        """``{"a": {...}, "b": {...}}``: each leg's :meth:`RelayLeg.quality` (the party on
+        that leg: what it sent us, what we sent it, what its RTCP said). For the CDR's
+        ``call_legs.quality``; valid after :meth:`close` too."""
+        return {"a": self.a.quality(), "b": self.b.quality()}
+
     def close(self) -> None:
-        """Close both legs' sockets and give the ports back (idempotent)."""
+        """Send each peer a last report with BYE (RFC 3550 §6.6), close both legs' sockets
+        and give the ports back (idempotent)."""
         if self.closed:
             return
+        if self.rtcp_interval is not None:
+            for leg in (self.a, self.b):
+                try:
+                    self.send_rtcp(leg, bye=True)
+                except (OSError, ValueError):
+                    log.debug("RTCP BYE on leg %s not sent", leg.name, exc_info=True)
         self.closed = True
         if self._check is not None:
             self._check.cancel()
@@ -607,26 +979,13 @@ def _factory(
     return lambda: protocol
 
 
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks: list[socket.socket] = []
-    try:
-        for p in (port, port + 1):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            socks.append(sock)
-            sock.setblocking(False)
-            sock.bind((host, p))
-    except OSError:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks[0], socks[1]
-
-
 class RelayManager:
     """Opens and closes relay sessions on ports from an :class:`RtpPortAllocator`.
 
     ``max_sessions`` bounds concurrent sessions (each takes two port pairs).
+    ``rtcp_interval`` is the RFC 3550 §6.2 minimum between a leg's reports (None: the relay
+    sends no RTCP); ``rng`` draws their randomisation, ``wallclock`` (Unix seconds) stamps
+    SRs — both injectable for tests.
     """
 
     def __init__(
@@ -639,9 +998,17 @@ class RelayManager:
         latch_window: float = 2.0,
         latch_packets: int = 10,
         bind_attempts: int = 16,
+        rtcp_interval: float | None = RTCP_MIN_INTERVAL,
+        rng: random.Random | None = None,
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
+        if rtcp_interval is not None and rtcp_interval <= 0:
+            raise ValueError("rtcp_interval must be positive (None: no RTCP)")
+        self.rtcp_interval = rtcp_interval
+        self.rng = rng or random.Random()  # report timing, not security
+        self.wallclock = wallclock
         self.ports = ports
         self.host = host
         self.max_sessions = max_sessions
@@ -661,7 +1028,7 @@ class RelayManager:
         for _ in range(self.bind_attempts):
             port = self.ports.allocate()  # PortsExhaustedError propagates
             try:
-                rtp_sock, rtcp_sock = _bind_pair(self.host, port)
+                rtp_sock, rtcp_sock = bind_rtp_pair(self.host, port)
             except OSError as exc:
                 self.ports.release(port)  # to the back of the queue: try the next one
                 if exc.errno != errno.EADDRINUSE:
@@ -678,7 +1045,7 @@ class RelayManager:
             try:
                 await loop.create_datagram_endpoint(_factory(leg), sock=rtp_sock)
                 rtcp_transport, _ = await loop.create_datagram_endpoint(
-                    _factory(leg.rtcp), sock=rtcp_sock
+                    _factory(_RtcpPort(leg)), sock=rtcp_sock
                 )
             except BaseException:
                 leg.close()
@@ -717,8 +1084,17 @@ class RelayManager:
                 raise
         finally:
             self._pending -= 1
-        session = RelaySession(self, leg_a, leg_b, on_dead=on_dead)
+        session = RelaySession(
+            self,
+            leg_a,
+            leg_b,
+            on_dead=on_dead,
+            rtcp_interval=self.rtcp_interval,
+            rng=self.rng,
+            wallclock=self.wallclock,
+        )
         self.sessions.add(session)
+        session.start_rtcp()
         if a is not None:
             session.set_media("a", a)
         if b is not None:

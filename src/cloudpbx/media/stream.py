@@ -81,7 +81,7 @@ from cloudpbx.media.dtmf import (
 )
 from cloudpbx.media.jitter import JitterBuffer, JitterStats
 from cloudpbx.media.player import FRAME_SAMPLES, AudioSource, Pacer, PacerStats
-from cloudpbx.media.ports import RtpPortAllocator
+from cloudpbx.media.ports import RtpPortAllocator, bind_rtp_pair
 from cloudpbx.media.relay import LegMedia
 from cloudpbx.media.rtcp import (
     Bye,
@@ -171,22 +171,6 @@ class StreamStats:
     refused_payload_type: int
     malformed: int
     latched: Address | None
-
-
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks: list[socket.socket] = []
-    try:
-        for p in (port, port + 1):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            socks.append(sock)
-            sock.setblocking(False)
-            sock.bind((host, p))
-    except OSError:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks[0], socks[1]
 
 
 class _Rtcp(asyncio.DatagramProtocol):
@@ -322,7 +306,7 @@ class MediaStream(asyncio.DatagramProtocol):
         for _ in range(bind_attempts):
             port = port_allocator.allocate()
             try:
-                rtp_sock, rtcp_sock = _bind_pair(host, port)
+                rtp_sock, rtcp_sock = bind_rtp_pair(host, port)
             except OSError as exc:
                 port_allocator.release(port)
                 if exc.errno != errno.EADDRINUSE:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,16 +17,33 @@ import pytest
 
 from cloudpbx.media.codecs import alaw_decode, ulaw_decode, ulaw_encode
 from cloudpbx.media.dtmf import DtmfReceiver, DtmfSender
-from cloudpbx.media.ports import RtpPortAllocator
+from cloudpbx.media.player import ToneSource
+from cloudpbx.media.ports import RtpPortAllocator, bind_rtp_pair
 from cloudpbx.media.relay import (
     LegMedia,
     RelayError,
     RelayLeg,
     RelayManager,
     RelaySession,
+    canonical_address,
+    rtcp_interval,
+)
+from cloudpbx.media.rtcp import (
+    Bye,
+    ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    SenderReport,
+    SourceDescription,
+    looks_like_rtcp,
+    ntp_from_unix,
+    parse_compound,
+    serialize_compound,
+    unix_from_ntp,
 )
 from cloudpbx.media.rtp import RtpPacket
-from cloudpbx.media.tones import synthesize
+from cloudpbx.media.stream import MediaStream
+from cloudpbx.media.tones import Tone, synthesize
 from cloudpbx.transport.endpoint import event_loop_factory
 
 from .signal import assert_tone_at
@@ -60,6 +79,8 @@ class Phone(asyncio.DatagramProtocol):
         self.address: tuple[str, int] = (HOST, 0)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if looks_like_rtcp(data):
+            return  # a relay leg's RTCP for a phone whose RTP port is ours - 1: not media
         self.received.append(RtpPacket.parse(data))
         self.arrived.set()
 
@@ -522,3 +543,381 @@ def test_manager_bounds_sessions_and_reuses_ports() -> None:
         assert s3.closed
 
     run(scenario)
+
+
+# --- RTCP per leg (issue 4 item 1) ----------------------------------------------------------
+
+
+class RtcpPhone(Phone):
+    """A fake phone with an RTP/RTCP port pair (RFC 3550 §11); keeps the RTCP it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[list[RtcpPacket]] = []
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.rtcp_arrived = asyncio.Event()
+
+    def on_rtcp(self, data: bytes) -> None:
+        self.reports.append(parse_compound(data))
+        self.rtcp_arrived.set()
+
+    def send_rtcp(self, packets: list[RtcpPacket], to: tuple[str, int]) -> None:
+        assert self.rtcp_transport is not None
+        self.rtcp_transport.sendto(serialize_compound(packets), to)
+
+    async def report(
+        self, pred: Callable[[list[RtcpPacket]], bool], timeout: float = 3.0
+    ) -> list[RtcpPacket]:
+        """The first compound packet (already here or still to come) that ``pred`` likes."""
+        seen = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                for compound in self.reports[seen:]:
+                    if pred(compound):
+                        return compound
+                seen = len(self.reports)
+                self.rtcp_arrived.clear()
+                await self.rtcp_arrived.wait()
+
+    def close(self) -> None:
+        super().close()
+        if self.rtcp_transport is not None:
+            self.rtcp_transport.close()
+
+
+class _RtcpIn(asyncio.DatagramProtocol):
+    def __init__(self, phone: RtcpPhone) -> None:
+        self.phone = phone
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.phone.on_rtcp(data)
+
+
+async def rtcp_phone(ports: RtpPortAllocator, host: str = HOST) -> RtcpPhone:
+    """A phone on an even port from ``ports`` (the relay's range, so no clash) and port + 1."""
+    loop = asyncio.get_running_loop()
+    for _ in range(16):
+        port = ports.allocate()
+        try:
+            rtp, rtcp = bind_rtp_pair(host, port)
+        except OSError:
+            continue
+        return await _attach(RtcpPhone(), loop, rtp, rtcp, (host, port))
+    raise AssertionError("no free port pair for a phone")
+
+
+async def _attach(
+    p: RtcpPhone,
+    loop: asyncio.AbstractEventLoop,
+    rtp: socket.socket,
+    rtcp: socket.socket,
+    address: tuple[str, int],
+) -> RtcpPhone:
+    p.transport, _ = await loop.create_datagram_endpoint(lambda: p, sock=rtp)
+    p.rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: _RtcpIn(p), sock=rtcp)
+    p.address = address
+    return p
+
+
+def sr_of(compound: list[RtcpPacket]) -> SenderReport | None:
+    first = compound[0]
+    return first if isinstance(first, SenderReport) else None
+
+
+class Wallclock:
+    """A Unix clock the test sets (SR NTP timestamps and RTT arithmetic)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rtcp_interval_follows_rfc3550_6_3_1() -> None:
+    """Issue 4 item 1 (RFC 3550 §6.2/§6.3.1): 5 s minimum (2.5 s for the first report),
+    randomised 0.5-1.5x, and never more often than 5 % of the session bandwidth allows."""
+    assert rtcp_interval(0.5, avg_rtcp_size=100) == 5.0
+    assert rtcp_interval(0.0, avg_rtcp_size=100) == 2.5
+    assert rtcp_interval(1.0, avg_rtcp_size=100) == 7.5
+    assert rtcp_interval(0.5, avg_rtcp_size=100, initial=True) == 2.5
+    # a thin stream (8 kbit/s = 1000 octets/s): two 150-octet reports per 6 s at 5 %
+    assert rtcp_interval(0.5, avg_rtcp_size=150, session_bandwidth=1000) == pytest.approx(6.0)
+    # G.711 (10,000 octets/s): the bandwidth rule allows 0.4 s; the 5 s minimum decides
+    assert rtcp_interval(0.5, avg_rtcp_size=100, minimum=0.1) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="rand"):
+        rtcp_interval(1.5, avg_rtcp_size=100)
+
+
+def test_canonical_address_matches_what_the_kernel_reports() -> None:
+    """Issue 4 item 1 (latching, IPv6): SDP and socket addresses compare in one form."""
+    assert canonical_address(("::1", 4000, 0, 0)) == ("::1", 4000)
+    assert canonical_address(("2001:DB8:0:0:0:0:0:1", 4000)) == ("2001:db8::1", 4000)
+    assert canonical_address(("[::1]", 4000)) == ("::1", 4000)
+    assert canonical_address(("192.0.2.1", 4000), ipv6_socket=True) == ("::ffff:192.0.2.1", 4000)
+    assert canonical_address(("::ffff:192.0.2.1", 4000)) == ("192.0.2.1", 4000)
+    assert canonical_address(("::ffff:c000:201", 4000), ipv6_socket=True) == (
+        "::ffff:192.0.2.1",
+        4000,
+    )
+    assert canonical_address(("pbx.example.com", 4000)) == ("pbx.example.com", 4000)
+
+
+def test_each_leg_sends_sr_or_rr_with_loss_and_jitter_and_bye_on_close() -> None:
+    """Issue 4 item 1: each leg reports to its own peer every interval — an SR about what we
+    sent it (our SSRC, counts, NTP/RTP time) or an RR when we sent nothing, a report block
+    about its stream (RFC 3550 A.3 loss, A.8 jitter), SDES CNAME — and BYE on close."""
+
+    async def scenario() -> None:
+        ports = port_range()
+        clock = Wallclock()
+        manager = RelayManager(ports, host=HOST, rtcp_interval=0.2, wallclock=clock)
+        a, b = await rtcp_phone(ports), await rtcp_phone(ports)
+        session = await open_call(manager, a, b, PCMU_ONLY, PCMU_ONLY)
+        # a sends 20 packets of which 2 are lost on the way (seq 3 and 11 never sent); b is mute
+        all_22 = packets([b"\xff" * FRAME] * 22, ssrc=0xA, seq=0, ts=0)
+        sent = [p for p in all_22 if p.sequence not in (3, 11)]
+        await send_paced(a, sent, leg_addr(session.a))
+        got_b = await b.wait_for(20)
+        last_ts = got_b[-1].timestamp
+
+        # leg a (facing a): we sent a nothing -> RR, with a's loss
+        rr = await a.report(
+            lambda c: (
+                isinstance(c[0], ReceiverReport)
+                and bool(c[0].reports)
+                and c[0].reports[0].highest_seq == 21
+            )
+        )
+        first = rr[0]
+        assert isinstance(first, ReceiverReport)
+        assert first.ssrc == session.b.out_ssrc  # the SSRC a receives from us
+        block = first.reports[0]
+        assert (block.ssrc, block.cumulative_lost) == (0xA, 2)
+        assert isinstance(rr[1], SourceDescription)
+        assert rr[1].chunks[0].cname == session.a.cname
+
+        # leg b (facing b): we sent b 20 packets -> SR with our counts, no block (b is mute)
+        sr = sr_of(await b.report(lambda c: (s := sr_of(c)) is not None and s.packet_count == 20))
+        assert sr is not None
+        assert sr.ssrc == session.a.out_ssrc == got_b[0].ssrc
+        assert (sr.octet_count, sr.reports) == (20 * FRAME, ())
+        assert unix_from_ntp(sr.ntp_timestamp) == pytest.approx(clock.now, abs=1e-6)
+        ahead = (sr.rtp_timestamp - last_ts) & 0xFFFF_FFFF
+        assert 0 <= ahead < 8000  # the RTP clock of "now": after the last packet, < 1 s on
+
+        session.close()
+        bye_a = await a.report(lambda c: isinstance(c[-1], Bye))
+        bye_b = await b.report(lambda c: isinstance(c[-1], Bye))
+        assert bye_a[-1] == Bye(sources=(session.b.out_ssrc,))
+        assert bye_b[-1] == Bye(sources=(session.a.out_ssrc,))
+        assert session.a.rtcp_sent >= 2
+        assert session.b.rtcp_sent >= 2
+        manager.close()
+        a.close()
+        b.close()
+
+    run(scenario)
+
+
+def test_peer_reports_give_its_loss_jitter_and_the_round_trip() -> None:
+    """Issue 4 item 1: the peer's SR/RR about our stream go into the leg's quality (its loss,
+    its jitter, RTT = A - LSR - DLSR); its SR is echoed in our next report (LSR/DLSR); RTCP
+    from another IP or garbage is not taken."""
+
+    async def scenario() -> None:
+        ports = port_range()
+        clock = Wallclock()
+        manager = RelayManager(ports, host=HOST, rtcp_interval=0.2, wallclock=clock)
+        a, b = await rtcp_phone(ports), await rtcp_phone(ports)
+        session = await open_call(manager, a, b, PCMU_ONLY, PCMU_ONLY)
+        await send_paced(
+            a, packets([b"\xff" * FRAME] * 10, ssrc=0xA, seq=0, ts=0), leg_addr(session.a)
+        )
+        await send_paced(
+            b, packets([b"\xff" * FRAME] * 10, ssrc=0xB, seq=0, ts=0), leg_addr(session.b)
+        )
+        await a.wait_for(10)
+        ours = sr_of(await a.report(lambda c: sr_of(c) is not None))  # our SR to a
+        assert ours is not None
+        # a answers 0.25 s after our SR, 0.15 s of network later: RTT 0.15 + 0.25 - 0.25
+        clock.now += 0.4
+        phone_sr = SenderReport(
+            ssrc=0xA,
+            ntp_timestamp=ntp_from_unix(1_700_000_000.0),
+            rtp_timestamp=1600,
+            packet_count=10,
+            octet_count=1600,
+            reports=(
+                ReportBlock(
+                    ssrc=session.b.out_ssrc,
+                    fraction_lost=64,  # 25 %
+                    cumulative_lost=3,
+                    highest_seq=ours.packet_count,
+                    jitter=80,  # 10 ms at 8 kHz
+                    lsr=ours.lsr,
+                    dlsr=round(0.25 * 65536),
+                ),
+            ),
+        )
+        rtcp_port = (HOST, session.a.port + 1)
+        a.send_rtcp([phone_sr, SourceDescription.with_cname(0xA, "a@test")], rtcp_port)
+        assert a.rtcp_transport is not None
+        a.rtcp_transport.sendto(b"\x80\xc9\x00", rtcp_port)  # garbage on the RTCP port
+        async with asyncio.timeout(2):
+            while session.a.peer_report is None:
+                await asyncio.sleep(0.01)
+        q = session.quality()["a"]
+        assert q["peer_lost"] == 3
+        assert q["peer_jitter_ms"] == 10.0
+        assert q["rtt_ms"] == pytest.approx(150.0, abs=0.1)
+        assert session.a.peer_report.fraction_lost == 0.25
+        assert (session.a.rtcp_packets, session.a.rtcp_accepted) == (2, 1)
+
+        # our next report to a echoes its SR: LSR = middle of its NTP time, DLSR = time since
+        echo = await a.report(
+            lambda c: bool(c[0].reports) and c[0].reports[0].lsr == phone_sr.lsr  # type: ignore[union-attr]
+        )
+        dlsr = echo[0].reports[0].dlsr / 65536  # type: ignore[union-attr]
+        assert 0 <= dlsr < 1.0
+
+        # RTCP from an IP other than the peer's is refused (RTCP cannot be injected)
+        before = session.a.peer_report
+        data = serialize_compound([phone_sr])
+        assert not session.a.on_rtcp(data, ("::1", 5000), time.monotonic(), clock.now)
+        assert session.a.on_rtcp(data, (HOST, 5000), time.monotonic(), clock.now)
+        assert session.a.peer_report is not before
+        manager.close()
+        a.close()
+        b.close()
+
+    run(scenario)
+
+
+def test_quality_per_leg_for_the_call_record() -> None:
+    """Issue 4 item 1 / CDR-1: RelaySession.quality() gives each leg's figures as JSON."""
+
+    async def scenario() -> None:
+        ports = port_range()
+        manager = RelayManager(ports, host=HOST, rtcp_interval=None)  # no RTCP: no peer view
+        a, b = await phone(), await phone()
+        session = await open_call(manager, a, b, PCMU_ONLY, PCMA_ONLY)
+        sent = [p for p in packets([b"\xff" * FRAME] * 10, ssrc=1, seq=0, ts=0) if p.sequence != 4]
+        await send_paced(a, sent, leg_addr(session.a))
+        await send_paced(
+            b, packets([b"\xd5" * FRAME] * 5, ssrc=2, seq=0, ts=0, pt=8), leg_addr(session.b)
+        )
+        await b.wait_for(9)
+        await a.wait_for(5)
+        session.close()
+        q = session.quality()
+        assert json.loads(json.dumps(q)) == q
+        assert set(q) == {"a", "b"}
+        qa, qb = q["a"], q["b"]
+        assert (qa["codec"], qb["codec"]) == ("PCMU", "PCMA")
+        assert (qa["rx_packets"], qa["rx_expected"], qa["rx_lost"]) == (9, 10, 1)
+        assert qa["rx_loss_pct"] == 10.0
+        assert (qa["tx_packets"], qa["tx_octets"]) == (5, 5 * FRAME)
+        assert (qb["rx_packets"], qb["rx_lost"], qb["tx_packets"]) == (5, 0, 9)
+        assert 0 <= qa["rx_jitter_ms"] <= qa["rx_jitter_max_ms"]
+        assert (qa["peer_lost"], qa["peer_loss_pct"], qa["peer_jitter_ms"], qa["rtt_ms"]) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        assert (qa["rtcp_rx"], qa["rtcp_tx"]) == (0, 0)
+        assert qa["latched"] == list(a.address)
+        manager.close()
+        a.close()
+        b.close()
+
+    run(scenario)
+
+
+# --- IPv6 (issue 4 item 1) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_relay_on_ipv6_carries_a_1khz_tone_and_rtcp(loop_kind: str) -> None:
+    """Issue 4 items 1 and 7 on IPv6: a relay session on ::1 carries a 1 kHz tone both ways
+    (peer addresses given as 4-tuples and in long form), latches, and reports over RTCP."""
+
+    async def scenario() -> None:
+        ports = port_range()
+        manager = RelayManager(ports, host="::1", rtcp_interval=0.2)
+        a, b = await rtcp_phone(ports, "::1"), await rtcp_phone(ports, "::1")
+        session = await manager.open_session(
+            a=LegMedia(remote=("::1", a.address[1], 0, 0), payload_types=PCMU_ONLY),  # type: ignore[arg-type]
+            b=LegMedia(remote=("0:0:0:0:0:0:0:1", b.address[1]), payload_types=PCMU_ONLY),
+        )
+        assert session.a.media.remote == ("::1", a.address[1])
+        frames = [ulaw_encode(f) for f in tone_frames(25)]
+        await send_paced(a, packets(frames, ssrc=0x1111, seq=100, ts=5000), ("::1", session.a.port))
+        await send_paced(b, packets(frames, ssrc=0x2222, seq=7, ts=99), ("::1", session.b.port))
+        for got in (await b.wait_for(25), await a.wait_for(25)):
+            assert_tone_at(ulaw_decode(b"".join(p.payload for p in got)), 1000)
+        ab, ba = session.stats()
+        assert (ab.latched, ba.latched) == (a.address, b.address)
+        assert (ab.refused_source, ba.refused_source, ab.lost, ba.lost) == (0, 0, 0, 0)
+        # the signalled address itself was seen, so the latch is final at once: the 4-tuple
+        # and the long form were brought into the kernel's form
+        assert not session.a.latch.learning
+        assert not session.b.latch.learning
+        sr = sr_of(await a.report(lambda c: (s := sr_of(c)) is not None and s.packet_count == 25))
+        assert sr is not None
+        assert sr.reports[0].ssrc == 0x1111
+        # and a's report about our stream is taken from its IPv6 address
+        block = ReportBlock(
+            ssrc=session.b.out_ssrc,
+            fraction_lost=0,
+            cumulative_lost=0,
+            highest_seq=sr.packet_count,
+            jitter=8,
+            lsr=sr.lsr,
+            dlsr=0,
+        )
+        a.send_rtcp([ReceiverReport(ssrc=0x1111, reports=(block,))], ("::1", session.a.port + 1))
+        async with asyncio.timeout(2):
+            while session.a.peer_report is None:
+                await asyncio.sleep(0.01)
+        assert session.quality()["a"]["peer_jitter_ms"] == 1.0
+        manager.close()
+        a.close()
+        b.close()
+
+    run(scenario, loop_kind)
+
+
+def test_media_streams_on_ipv6_carry_a_1khz_tone() -> None:
+    """Issue 4 items 1 and 5 on IPv6: two MediaStreams on ::1 — one plays a 1 kHz tone, the
+    other's sink hears 1 kHz; their RTCP reaches each other (the peer's view is known)."""
+    received: list[bytes] = []
+
+    class Collect:
+        def write(self, pcm: bytes | None) -> None:
+            if pcm is not None:
+                received.append(pcm)
+
+    async def scenario() -> None:
+        ports = port_range()
+        x = await MediaStream.open("::1", ports, idle_silence=False, rtcp_interval=0.2)
+        y = await MediaStream.open("::1", ports, idle_silence=False, rtcp_interval=0.2)
+        x.configure(y.local_address, LegMedia(payload_types=PCMU_ONLY))
+        y.configure(x.local_address, LegMedia(payload_types=PCMU_ONLY))
+        y.add_sink(Collect())
+        result = await x.play(ToneSource(Tone.cadence("t", (1000,), 600, 0, repeat=False)))
+        assert result.completed
+        async with asyncio.timeout(3):
+            while x.stats().remote is None:
+                await asyncio.sleep(0.02)
+        assert y.stats().received.packets_received == 30
+        assert y.stats().refused_source == 0
+        x.close()
+        y.close()
+        assert ports.in_use == 0
+
+    run(scenario)
+    pcm = b"".join(received)
+    assert len(pcm) >= 25 * 2 * FRAME
+    assert_tone_at(pcm, 1000)

@@ -1,7 +1,12 @@
-"""RTP port allocation: even ports with their RTCP neighbour (RFC 3550 §11), bounded, LRU reuse."""
+"""RTP port allocation: even ports with their RTCP neighbour (RFC 3550 §11), bounded, LRU reuse;
+binding the pair (loopback only)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -9,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloudpbx.config import Settings
-from cloudpbx.media.ports import PortsExhaustedError, RtpPortAllocator
+from cloudpbx.media.ports import PortsExhaustedError, RtpPortAllocator, bind_rtp_pair
 
 
 def test_even_ports_whose_rtcp_neighbour_is_in_range() -> None:
@@ -109,3 +114,81 @@ def test_invariants_under_any_sequence(low: int, span: int, ops: list[bool]) -> 
             ports.release(held.pop(0))
         assert ports.in_use == len(held)
         assert ports.in_use + ports.available == ports.capacity
+
+
+# --- binding a pair -------------------------------------------------------------------------
+
+
+def _candidates() -> Iterator[int]:
+    base = 50000 + (os.getpid() % 400) * 20  # apart per xdist worker; clashes are skipped
+    return iter(range(base, base + 400, 2))
+
+
+def _bind_somewhere(host: str) -> tuple[int, socket.socket, socket.socket]:
+    for port in _candidates():
+        try:
+            rtp, rtcp = bind_rtp_pair(host, port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        return port, rtp, rtcp
+    raise AssertionError("no free port pair")
+
+
+@pytest.mark.parametrize(
+    ("host", "family"), [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)]
+)
+def test_bind_rtp_pair_binds_rtp_even_and_rtcp_next(
+    host: str, family: socket.AddressFamily
+) -> None:
+    """Issue 4 item 1 (RFC 3550 §11): RTP on the even port, RTCP on port + 1, non-blocking,
+    IPv4 or IPv6 by the host literal."""
+    port, rtp, rtcp = _bind_somewhere(host)
+    try:
+        assert [s.getsockname()[:2] for s in (rtp, rtcp)] == [(host, port), (host, port + 1)]
+        assert {s.family for s in (rtp, rtcp)} == {family}
+        assert {s.type for s in (rtp, rtcp)} == {socket.SOCK_DGRAM}
+        assert not rtp.getblocking()
+        assert not rtcp.getblocking()
+    finally:
+        rtp.close()
+        rtcp.close()
+
+
+@pytest.mark.parametrize("port", [10001, 0, 65534 + 2, -2])
+def test_bind_rtp_pair_refuses_odd_or_out_of_range_ports(port: int) -> None:
+    """Issue 4 item 1: only an even port whose neighbour exists makes a pair."""
+    with pytest.raises(ValueError, match="even port"):
+        bind_rtp_pair("127.0.0.1", port)
+
+
+def test_bind_rtp_pair_leaves_nothing_bound_when_rtcp_port_is_taken() -> None:
+    """Issue 4 item 1: another program on the RTCP port fails the pair (EADDRINUSE, so the
+    caller tries the next) and the RTP port is not left bound."""
+    for port in _candidates():
+        squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            squatter.bind(("127.0.0.1", port + 1))
+        except OSError:
+            squatter.close()
+            continue
+        try:
+            with pytest.raises(OSError, match="in use") as info:
+                bind_rtp_pair("127.0.0.1", port)
+            if info.value.errno == errno.EADDRINUSE and _free("127.0.0.1", port):
+                return  # the RTP socket was closed again
+        finally:
+            squatter.close()
+    raise AssertionError("no port whose RTP side stayed free")
+
+
+def _free(host: str, port: int) -> bool:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((host, port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
