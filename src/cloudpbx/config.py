@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     media_dir: Path | None = None
     recordings_dir: Path | None = None
 
+    # VM-1: voicemail messages are e-mailed through this SMTP server (no host: no mail).
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = "cloudpbx@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+
     default_timezone: str = "Europe/Moscow"
     # PRODUCT.md §3a: installation country and emergency numbers.
     country_code: str = "7"

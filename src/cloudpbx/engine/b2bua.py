@@ -27,8 +27,10 @@ Issue 5 items 4-5. The flow of one call:
    * play a sound message: answer (200), play the file, → After answer.
    * go to internal number: :meth:`CallRun.goto` with that number's current dialplan.
    * FAXRECEIVER: answer, receive T.30 over G.711 into a TIFF, convert to PDF, CDR fax row.
-   * queue, voice menu, voicemail, classifier, forwarding number: logged as not implemented
-     and reported as No route -- visibly, never a silent stub.
+   * queue, voice menu, voicemail, classifier: :mod:`cloudpbx.engine.actions`
+     (``B2bua.actions``); pickup (``888#``): :mod:`cloudpbx.engine.pickup`.
+   * forwarding number (needs trunks): logged as not implemented and reported as No route --
+     visibly, never a silent stub.
 4. **During the call**: re-INVITE/UPDATE hold (``sendonly``/``inactive``/``c=0.0.0.0``)
    plays the client's music on hold to the held party; unhold stops it. Session timers
    (RFC 4028, in the dialog layer) and the relay's RTP inactivity timeout end dead calls; the
@@ -62,8 +64,10 @@ from cloudpbx.dialplan.interpreter import (
     ring_failure_outcome,
 )
 from cloudpbx.dialplan.model import Action
+from cloudpbx.engine.actions import Classified, MenuGoto
 from cloudpbx.engine.active_calls import ActiveCall, ActiveLeg, CallState
 from cloudpbx.engine.call import Call, Leg, LegPlayer, LegState, epoch_ms
+from cloudpbx.engine.pickup import is_pickup_code, pick_up
 from cloudpbx.engine.recording import RecordingResult, RelayRecording
 from cloudpbx.media.player import FileSource, ToneSource
 from cloudpbx.media.relay import Direction, LegMedia, RelayError, RelayLeg, RelaySession
@@ -106,22 +110,12 @@ from cloudpbx.sip.sdp import (
 from cloudpbx.sip.uri import SipURI
 from cloudpbx.transport.base import Flow
 
-__all__ = ["NOT_IMPLEMENTED", "B2bua", "B2buaConfig", "CdrSink", "WriterSink"]
+__all__ = ["B2bua", "B2buaConfig", "CdrSink", "WriterSink"]
 
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 OFFER_CODECS = (PCMU, PCMA, TELEPHONE_EVENT)
-NOT_IMPLEMENTED = frozenset(
-    {
-        Action.RING_QUEUE,
-        Action.RING_FORWARDING,
-        Action.VOICE_MENU,
-        Action.VOICEMAIL,
-        Action.CLASSIFIER,
-    }
-)
-"""DP-2 actions the engine does not perform yet: they take No route and say so in the log."""
 
 _CDR_OUTCOME: Mapping[Ending, str] = {
     Ending.NO_ANSWER: "no_answer",
@@ -163,6 +157,7 @@ class CdrSink(Protocol):
     def event(self, call: Call, kind: str, step: int | None, detail: str) -> None: ...
     def call_ended(self, call: Call) -> None: ...
     def recording(self, call: Call, result: RecordingResult) -> None: ...
+    def fax(self, call: Call, outcome: Any) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,6 +187,7 @@ class B2bua:
         cdr: CdrSink,
         config: B2buaConfig | None = None,
         fax: Any = None,
+        actions: Any = None,
     ) -> None:
         self.stack = stack
         self.snapshots = snapshots
@@ -200,7 +196,8 @@ class B2bua:
         self.registry = registry
         self.cdr = cdr
         self.config = config or B2buaConfig()
-        self.fax = fax  # FaxService (engine/faxing.py) or None: FAXRECEIVER not available
+        self.fax = fax  # FaxService (engine/fax.py) or None: FAXRECEIVER not available
+        self.actions = actions  # engine/actions CallActions (voice menu, voicemail) or None
         self.calls: dict[str, Call] = {}
         self._by_dialog: dict[DialogId, Leg] = {}
         self._by_key: dict[CallKey, Leg] = {}
@@ -256,6 +253,10 @@ class B2bua:
             return
         snapshot = self.snapshots.client(port.client_id)
         dialled = _dialled(request)
+        if is_pickup_code(dialled, snapshot):
+            self._count("pickup")
+            pick_up(self, event, port, snapshot)  # PG-1: 888# takes a call ringing in the group
+            return
         number = snapshot.numbers.get(dialled) if snapshot is not None else None
         if number is None:
             self._count("404")
@@ -405,7 +406,11 @@ class B2bua:
             log.info("not implemented: REFER (transfer) in call dialog %s", event.dialog_id)
             self.stack.respond(event.tx_key, 501)
             return
-        # INFO (DTMF), NOTIFY, MESSAGE, OPTIONS in a dialog: accepted, nothing to do yet.
+        if event.request.method == "INFO" and self.actions is not None:
+            leg = self._by_dialog.get(event.dialog_id)
+            if leg is not None and leg is leg.call.caller_leg:
+                self.actions.info(leg.call, event.request)  # a menu key (IVR-1)
+        # INFO (DTMF), NOTIFY, MESSAGE, OPTIONS in a dialog: accepted.
         self.stack.respond(event.tx_key, 200)
 
     _HANDLERS: dict[type, Callable[[B2bua, Any], None]] = {
@@ -528,6 +533,10 @@ class B2bua:
         outcome = task.result()
         if caller.is_ended:
             return None
+        if isinstance(outcome, MenuGoto):  # IVR-1: a key chose a number, its dialplan goes on
+            return run.goto(outcome.dialplan, _utcnow(), number=outcome.number, answered=True)
+        if isinstance(outcome, Classified):  # CLS-1: leave by found_step / not_found_step
+            return run.classified(outcome.found, _utcnow(), detail=outcome.detail)
         return run.report(outcome, _utcnow(), answered=call.answered)
 
     def _goto(self, call: Call, snapshot: Any, run: CallRun, decision: RunAction) -> Decision:
@@ -539,15 +548,20 @@ class B2bua:
         self._event(call, "goto_number", decision.level, info.number)
         return run.goto(info.dialplan, _utcnow(), number=info.number)
 
-    async def _perform(self, call: Call, snapshot: Any, decision: RunAction) -> Outcome:
+    async def _perform(
+        self, call: Call, snapshot: Any, decision: RunAction
+    ) -> Outcome | MenuGoto | Classified:
         action = decision.step.action
+        if self.actions is not None and self.actions.handles(action):
+            return await self.actions.perform(self, call, snapshot, decision)  # type: ignore[no-any-return]
         if action is Action.RING_PORT:
             return await self._ring_port(call, snapshot, decision)
         if action is Action.PLAY_MESSAGE:
             return await self._play_message(call, snapshot, decision)
         if action is Action.FAX_RECEIVER and self.fax is not None:
             return await self.fax.receive(self, call, snapshot, decision)  # type: ignore[no-any-return]
-        # DP-2 actions not built yet: visibly unimplemented (issue 5 item 4).
+        # DP-2 actions not built yet (forwarding number: no trunks), or voice menu/voicemail/
+        # queue/classifier without ``actions``: visibly unimplemented (issue 5 item 4).
         log.warning(
             "call %s step %d: not implemented: action %s -> No route",
             call.uuid,
@@ -657,6 +671,10 @@ class B2bua:
             if event.kind == "ringing":
                 self._ringback(call, snapshot, port)
             elif event.kind == "answered":
+                # RFC 3261 §13.2.2.4 / forking: the first 2xx wins; the other contacts of
+                # the port stop ringing now, not when the conversation ends.
+                for other in pending - {event.leg}:
+                    self._drop_branch(other)
                 return await self._bridge(call, snapshot, port, event.leg, decision)
             else:
                 pending.discard(event.leg)
@@ -684,9 +702,11 @@ class B2bua:
     def _bye(self, leg: Leg) -> None:
         if leg.dialog_id is None or leg.is_ended:
             return
+        # Ended first: the dialog layer reports its own termination ("we sent BYE") from
+        # inside stack.bye, and the record must keep why the PBX hung up (CDR-1).
+        self._leg_ended(leg, leg.call.hangup_cause or "BYE from the PBX")
         with contextlib.suppress(DialogStateError):
             self.stack.bye(leg.dialog_id)
-        self._leg_ended(leg, "BYE from the PBX")
 
     # --- ringback and early media -------------------------------------------------------------
 
@@ -971,6 +991,7 @@ class B2bua:
         if caller is None or caller.is_ended:
             return False
         self._event(call, "hangup", None, reason)
+        call.hangup_cause = call.hangup_cause or reason  # each leg's hangup_cause (CDR-1)
         if not call.answered:
             call.outcome = call.outcome or "cancelled"
         self._end_caller(call, 480)
@@ -1094,6 +1115,7 @@ class WriterSink:
             end_ms=leg.ended_ms,
             hangup_cause=(leg.end_reason[:64] or None),
             codec=leg.voice_codec().name if leg.payload_types else None,
+            quality=leg_quality(call, leg),
         )
 
     def event(self, call: Call, kind: str, step: int | None, detail: str) -> None:
@@ -1101,6 +1123,19 @@ class WriterSink:
 
     def call_ended(self, call: Call) -> None:
         self.writer.call_ended(call.uuid, outcome=call.outcome or "failed", steps=call.steps)
+
+    def fax(self, call: Call, outcome: Any) -> None:
+        """A FAXRECEIVER session's result (engine/fax.py :class:`FaxOutcome`), FAX-1."""
+        result = outcome.result
+        self.writer.fax(
+            call.uuid,
+            pdf_path=outcome.pdf_path,
+            tiff_path=result.tiff_path if outcome.pdf_path is not None else None,
+            pages=result.pages,
+            remote_ident=result.remote_ident[:64],
+            status=outcome.status,
+            error=outcome.error,
+        )
 
     def recording(self, call: Call, result: RecordingResult) -> None:
         self.writer.recording(
@@ -1110,6 +1145,32 @@ class WriterSink:
             duration_ms=result.duration_ms,
             size_bytes=result.size_bytes,
         )
+
+
+def leg_quality(call: Call, leg: Leg) -> dict[str, Any] | None:
+    """The media quality of a leg that had media on the call's relay (CDR-1 ``quality``):
+    :meth:`~cloudpbx.media.relay.RelayLeg.quality` of its relay side -- what the party sent
+    us (packets, RFC 3550 A.3 loss, A.8 jitter), what we sent it (relayed packets plus the
+    PBX's own ringback/messages/music, ``tx_played``), its RTCP view and the RTT. The caller
+    is side ``a``; the bridged callee side ``b`` (counters of side ``b`` add up over the
+    successive bridges of one call). None for a branch that never carried media."""
+    relay = call.relay
+    if relay is None:
+        return None
+    if leg is call.caller_leg:
+        side = relay.a
+    elif leg is call.callee:
+        side = relay.b
+    else:
+        return None
+    quality = dict(side.quality())
+    player = call.players.get(side.name)
+    played = player.frames if player is not None else 0
+    quality["tx_played"] = played
+    quality["tx_packets"] = int(quality.get("tx_packets") or 0) + played
+    if not quality.get("codec") and leg.payload_types:
+        quality["codec"] = leg.voice_codec().name
+    return quality
 
 
 def _leg_outcome(call: Call, leg: Leg) -> str:

@@ -180,6 +180,8 @@ class Call:
     steps: list[int] = field(default_factory=list)
     dialplan_version_id: int | None = None  # DP-4: the version the call runs on
     recordings: int = 0  # automatic recordings made (one per bridge)
+    faxes: int = 0  # FAXRECEIVER sessions started (one TIFF/PDF each)
+    hangup_cause: str | None = None  # why the PBX ended the call (AC-1, limits, dead peer)
 
     @property
     def caller_leg_checked(self) -> Leg:
@@ -241,6 +243,11 @@ class LegPlayer:
     @property
     def playing(self) -> bool:
         return self._source is not None
+
+    @property
+    def source(self) -> AudioSource | None:
+        """What plays now (None: nothing)."""
+        return self._source
 
     def start(self, source: AudioSource) -> asyncio.Future[bool]:
         """Start ``source`` (stopping what played); the future says whether it played to

@@ -10,7 +10,8 @@
 4. the RTP port allocator and the :class:`~cloudpbx.media.relay.RelayManager` from the settings
    (``rtp_port_min`` … ``rtp_port_max``, ``rtp_timeout_s``);
 5. the :class:`~cloudpbx.engine.sipstack.SipStack` with the registrar (digest, qualify, UDP
-   bindings restored from the database) and the :class:`~cloudpbx.engine.b2bua.B2bua`;
+   bindings restored from the database) and the :class:`~cloudpbx.engine.b2bua.B2bua` with
+   its :class:`~cloudpbx.engine.fax.FaxService` (FAXRECEIVER, files under ``recordings_dir``);
 6. the listeners: SIP over UDP and TCP on ``sip_host:sip_port`` and over WebSocket on
    ``sip_ws_port`` (RFC 7118, browser phones).
 
@@ -32,10 +33,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloudpbx.config import Settings
+from cloudpbx.engine.actions import CallActions
 from cloudpbx.engine.active_calls import CallRegistry
 from cloudpbx.engine.b2bua import B2bua, B2buaConfig, WriterSink
 from cloudpbx.engine.cdr import CdrWriter
 from cloudpbx.engine.control import LocalEngineControl, PortStatus, port_status_of
+from cloudpbx.engine.fax import FaxService
 from cloudpbx.engine.location import MemoryLocationStore
 from cloudpbx.engine.registrar import Registrar
 from cloudpbx.engine.registrar_service import RegistrarService
@@ -118,6 +121,9 @@ class EngineRuntime:
                 ring_max_s=settings.ring_max_s,
                 recordings_dir=settings.recordings_dir,
             ),
+            fax=FaxService(settings.recordings_dir),
+            # Voice menus and voicemail (IVR-1, VM-1): prompts, recordings, mail.
+            actions=CallActions.from_settings(settings, self.cdr),
         )
         self.control = LocalEngineControl(
             self.registry, hangup=self.b2bua.hangup, port_status=self.port_status
@@ -159,6 +165,8 @@ class EngineRuntime:
             return
         self._started = False
         await self.b2bua.close()
+        if self.b2bua.actions is not None:
+            await self.b2bua.actions.close()  # voicemail mails still being sent get a moment
         await self.registrar_service.stop()
         await self.stack.close()
         self.relays.close()

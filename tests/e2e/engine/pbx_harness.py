@@ -31,6 +31,7 @@ from cloudpbx.db.models import (
     Dialplan,
     DialplanStep,
     DialplanVersion,
+    Fax,
     InternalNumber,
     MediaFile,
     MediaPack,
@@ -39,6 +40,7 @@ from cloudpbx.db.models import (
 )
 from cloudpbx.db.session import make_engine, make_sessionmaker
 from cloudpbx.engine.runtime import EngineRuntime
+from cloudpbx.media.fax import BilevelPage
 from cloudpbx.security import SecretBox
 
 from ..sip.conftest import HOST, LoopThread, Phone
@@ -189,6 +191,7 @@ class Pbx:
     seed: Seed
     port: int
     since: int = 0  # records() shows calls with a higher id (one engine, many tests)
+    ws_port: int | None = None  # the WebSocket listener (start_pbx(ws=True))
 
     def reset(self) -> None:
         """Forget the calls so far: the next test sees only its own records."""
@@ -300,7 +303,11 @@ def pair(
     return alice, other
 
 
-def start_pbx(tmp_path: Path, build: Callable[[Seeder], None], **settings: Any) -> Pbx:
+def start_pbx(
+    tmp_path: Path, build: Callable[[Seeder], None], *, ws: bool = False, **settings: Any
+) -> Pbx:
+    """The engine on 127.0.0.1 (free ports), seeded by ``build``; ``ws``: with the WebSocket
+    listener (``Pbx.ws_port``)."""
     data = tmp_path / "pbx"
     media_dir = data / "media"
     media_dir.mkdir(parents=True)
@@ -321,9 +328,13 @@ def start_pbx(tmp_path: Path, build: Callable[[Seeder], None], **settings: Any) 
         session.commit()
         seed = seeder.seed
     thread = LoopThread()
-    runtime = EngineRuntime(config, sessions, box, sip_port=0, ws_port=-1, qualify_interval=None)
+    runtime = EngineRuntime(
+        config, sessions, box, sip_port=0, ws_port=0 if ws else -1, qualify_interval=None
+    )
     listening = thread.run(runtime.start(), timeout=30)
-    return Pbx(runtime, thread, config, sessions, seed, listening.udp[1])
+    pbx = Pbx(runtime, thread, config, sessions, seed, listening.udp[1])
+    pbx.ws_port = listening.ws[1] if listening.ws is not None else None
+    return pbx
 
 
 class StackPhone:
@@ -432,3 +443,259 @@ class StackPhone:
         await self.stack.close()
         if self.rtp is not None:
             self.rtp.close()
+
+
+class _RtpIn:
+    """The caller's RTP socket: packets into a jitter buffer (asyncio datagram protocol)."""
+
+    def __init__(self) -> None:
+        from cloudpbx.media.jitter import JitterBuffer
+
+        self.jitter = JitterBuffer(depth=0.060, ptime=0.020)
+        self.transport: Any = None
+        self.packets = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, _addr: Any) -> None:
+        import asyncio
+        import contextlib
+
+        from cloudpbx.media.rtp import RtpError, RtpPacket
+
+        with contextlib.suppress(RtpError, ValueError):
+            packet = RtpPacket.parse(data)
+            if packet.payload_type == 0:
+                self.packets += 1
+                self.jitter.put(packet, asyncio.get_running_loop().time())
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+
+class Listener:
+    """A media endpoint that sends silence and keeps what it hears (PCM16 frames)."""
+
+    def __init__(self) -> None:
+        self.heard: list[bytes] = []
+
+    def read(self, samples: int) -> bytes:
+        return bytes(2 * samples)
+
+    def write(self, pcm: bytes | None) -> None:
+        self.heard.append(pcm if pcm is not None else bytes(320))
+
+    def samples(self) -> list[int]:
+        data = b"".join(self.heard)
+        return list(struct.unpack(f"<{len(data) // 2}h", data))
+
+
+class StackCaller:
+    """A calling phone made of the engine's :class:`~cloudpbx.engine.sipstack.SipStack` as a
+    UAC, for what pjsua2's test phone cannot do on command: answer the INVITE's 407 with
+    Digest (RFC 3261 §22.3) over UDP or WebSocket (RFC 7118), send no RTP at all (a dead
+    peer), negotiate a session timer it never refreshes (RFC 4028), or be a fax machine.
+    Media (PCMU only): :meth:`media` runs an endpoint with ``read``/``write`` (a spandsp
+    :class:`~cloudpbx.media.fax.FaxSender`, :class:`Listener`) in real time, 20 ms a packet
+    from a monotonic schedule. Use it from the engine's loop thread (``Pbx.thread``)."""
+
+    def __init__(
+        self, pbx: Pbx, name: str, *, dialog_config: Any = None, ws_port: int | None = None
+    ) -> None:
+        from cloudpbx.engine.sipstack import SipStack
+
+        self.pbx = pbx
+        self.login, self.password = pbx.seed.logins[name]
+        self.stack = SipStack(dialog_config=dialog_config)
+        self.stack.dialog_handler = self._handle
+        self.ws_port = ws_port
+        self.flow: Any = None
+        self.rtp = _RtpIn()
+        self.remote_media: tuple[str, int] | None = None
+        self.dialog_id: Any = None
+        self.answered_response: Any = None
+        self.bye_received = False
+        self._results: dict[Any, Any] = {}
+        self.ended: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self.ended = loop.create_future()
+        await loop.create_datagram_endpoint(lambda: self.rtp, local_addr=(HOST, 0))  # type: ignore[arg-type, return-value]
+        if self.ws_port is None:
+            await self.stack.listen_udp(HOST, 0)
+            self.flow = self.stack.udp_flow_to((HOST, self.pbx.port))
+        else:
+            await self.stack.listen_ws(HOST, 0)
+            assert self.stack._ws is not None
+            self.flow = await self.stack._ws.connect((HOST, self.ws_port))
+
+    def _offer(self) -> bytes:
+        from cloudpbx.sip.sdp import PCMU, make_offer
+
+        port = self.rtp.transport.get_extra_info("sockname")[1]
+        return make_offer(
+            local_addr=HOST, port=port, codecs=[PCMU], session_id=77, version=1
+        ).to_bytes()
+
+    async def call(self, number: str, timeout: float = 10.0) -> int:
+        """INVITE ``number`` (with Digest after the 407); the final status."""
+        import asyncio
+
+        from cloudpbx.sip.auth import DigestClient
+
+        uri = f"sip:{number}@{HOST}:{self.pbx.port}"
+        body = self._offer()
+        response = await asyncio.wait_for(self._invite(uri, number, body, None, 1), timeout)
+        if response.status == 407:
+            value = DigestClient(self.login, self.password).authorize(
+                "INVITE",
+                uri,
+                response.headers.get_all("proxy-authenticate"),
+                cnonce_source=lambda n: bytes(range(n)),
+                body=body,
+            )
+            call_id = response.headers.get("call-id")
+            response = await asyncio.wait_for(
+                self._invite(uri, number, body, value, 2, call_id), timeout
+            )
+        if 200 <= response.status < 300:
+            from cloudpbx.sip.sdp import SessionDescription
+
+            audio = SessionDescription.parse(response.body).audio()
+            assert audio is not None
+            assert audio.host is not None
+            self.remote_media = (audio.host, audio.port)
+        return int(response.status)
+
+    async def _invite(
+        self,
+        uri: str,
+        number: str,
+        body: bytes,
+        authorization: str | None,
+        cseq: int,
+        call_id: str | None = None,
+    ) -> Any:
+        import asyncio
+
+        headers = [] if authorization is None else [("Proxy-Authorization", authorization)]
+        invite = self.stack.create_invite(
+            request_uri=uri,
+            from_=f"<sip:{self.login}@{HOST}>",
+            to=f"<sip:{number}@{HOST}>",
+            addr=self.flow,
+            body=body,
+            content_type="application/sdp",
+            headers=headers,
+            call_id=call_id,
+            cseq=cseq,
+        )
+        future = asyncio.get_running_loop().create_future()
+        key = self.stack.send_invite(invite, self.flow)
+        self._results[key] = future
+        return await future
+
+    def _handle(self, event: Any) -> None:
+        from cloudpbx.sip.events import ByeReceived, CallAnswered, CallFailed, DialogTerminated
+
+        if isinstance(event, CallAnswered | CallFailed):
+            future = self._results.pop(event.call, None)
+            if isinstance(event, CallAnswered):
+                self.dialog_id = event.dialog_id
+                self.answered_response = event.response
+            response = event.response
+            if response is None:
+                from cloudpbx.sip.message import Response
+
+                response = Response(event.status, "no response")
+            if future is not None and not future.done():
+                future.set_result(response)
+        elif isinstance(event, ByeReceived):
+            self.bye_received = True
+        elif (
+            isinstance(event, DialogTerminated)
+            and event.dialog_id == self.dialog_id
+            and not self.ended.done()
+        ):
+            self.ended.set_result(event.reason)
+
+    async def media(self, endpoint: Any, seconds: float, until: Callable[[], bool]) -> int:
+        """Run ``endpoint`` for at most ``seconds`` (or until ``until()`` or the call ends)
+        in real time; returns the ticks run."""
+        import asyncio
+
+        from cloudpbx.media.codecs.g711 import PCMU
+        from cloudpbx.media.jitter import Gap
+        from cloudpbx.media.rtp import RtpSender
+
+        sender = RtpSender(ssrc=0x1234, initial_seq=100, initial_ts=1000, payload_type=0)
+        loop = asyncio.get_running_loop()
+        start, ticks = loop.time(), 0
+        while ticks < seconds * 50 and not until() and not self.ended.done():
+            ticks += 1
+            await asyncio.sleep(max(0.0, start + ticks * 0.020 - loop.time()))
+            packet = sender.packetize(PCMU.encode(endpoint.read(160)), 160)
+            assert self.remote_media is not None
+            self.rtp.transport.sendto(bytes(packet), self.remote_media)
+            while (item := self.rtp.jitter.get(loop.time())) is not None:
+                endpoint.write(None if isinstance(item, Gap) else PCMU.decode(item.payload))
+        return ticks
+
+    def hangup(self) -> None:
+        if self.dialog_id is not None and not self.ended.done():
+            self.stack.bye(self.dialog_id)
+
+    async def close(self) -> None:
+        await self.stack.close()
+        if self.rtp.transport is not None:
+            self.rtp.transport.close()
+
+
+# --- fax (test_fax*.py) ---------------------------------------------------------------------
+
+
+def build_fax_client(s: Seeder) -> None:
+    """alice (a caller); 600 receives faxes."""
+    s.port("alice")
+    s.number("600", [step(1, "fax_receiver", 0)])
+
+
+def faxes(pbx: Pbx) -> list[Any]:
+    with pbx.sessions() as session:
+        rows = list(session.scalars(select(Fax).where(Fax.call_id > pbx.since)))
+        session.expunge_all()
+        return rows
+
+
+def short_page(rows: int = 200) -> BilevelPage:
+    """A short fax page (1728 px at 204×98 dpi) with a frame and a few rules."""
+    stride = 1728 // 8
+    out = []
+    for y in range(rows):
+        row = bytearray(stride)
+        if y < 4 or y >= rows - 4 or y % 40 < 2:
+            row[:] = b"\xff" * stride
+        row[0] |= 0x80
+        row[-1] |= 0x01
+        out.append(bytes(row))
+    return BilevelPage(1728, tuple(out), (204, 98))
+
+
+def jump_sip_clock(pbx: Pbx, seconds: float) -> None:
+    """Run the engine's SIP timers as if ``seconds`` had passed (RFC 4028 session timers
+    are >= 90 s: a test cannot wait for them). Only the timer processing sees the future
+    time; what the handlers send meanwhile is stamped with the real clock."""
+
+    def jump() -> None:
+        stack = pbx.runtime.stack
+        stack.dialogs.handle_timer(stack.now + seconds)
+        stack._pump()
+
+    pbx.call(jump)

@@ -131,3 +131,28 @@ def test_busy_callee(pbx: Pbx, phones: Callable[[], Phone]) -> None:  # noqa: F8
     pbx.wait_idle()
     [(call, _legs, _events)] = pbx.records()
     assert call.outcome == "busy"
+
+
+def test_other_contacts_stop_ringing_when_one_answers(
+    pbx: Pbx,
+    phones: Callable[[], Phone],  # noqa: F811
+) -> None:
+    """PRT-1, DP-4 "ring port" (forking): the port 200 has two registered phones; both ring,
+    the first to answer gets the call and the other is cancelled at once (RFC 3261 §9.1),
+    while the conversation goes on -- not when it ends."""
+    alice, desk = pair(pbx, phones)
+    mobile = phones()
+    mobile.send(cmd="set", auto_answer=False)
+    assert pbx.register(mobile, "bob")["code"] == 200
+    alice.send(cmd="call", uri=pbx.uri("200"))
+    mobile.expect("incoming")
+    desk.expect("incoming")
+    alice.expect("call_state", state="CONFIRMED")
+    mobile.expect("call_state", state="DISCONNECTED", timeout=5)
+    assert len(pbx.active_calls()) == 1  # the conversation is still up
+    alice.send(cmd="hangup")
+    desk.expect("call_state", state="DISCONNECTED")
+    pbx.wait_idle()
+    [(call, legs, _events)] = pbx.records()
+    assert call.outcome == "answered"
+    assert sorted(leg.outcome or "" for leg in legs).count("answered") == 2
