@@ -21,7 +21,6 @@ from .pbx_harness import (
     StackCaller,
     jump_sip_clock,
     pair,
-    start_pbx,
     step,
     write_tone,
 )
@@ -43,12 +42,8 @@ def build_control_client(s: Seeder) -> None:
     s.caller_id("alice", "100")
 
 
-@pytest.fixture(scope="module")
-def engine_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    running = start_pbx(tmp_path_factory.mktemp("pbx"), build_control_client, ws=True)
-    yield running
-    running.stop()
-    running.thread.close()
+BUILD = build_control_client
+PBX_OPTIONS = {"ws": True}
 
 
 @pytest.fixture

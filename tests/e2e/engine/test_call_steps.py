@@ -5,10 +5,8 @@ to a sound message step, and the message is heard. The client is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from ..sip.conftest import Phone, phones  # noqa: F401 - the pjsua2 phone fixture
 from .pbx_harness import (
@@ -16,24 +14,10 @@ from .pbx_harness import (
     build_client,
     pair,
     read_channel,
-    start_pbx,
     tone_ratio,
 )
 
-
-@pytest.fixture(scope="module")
-def engine_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    running = start_pbx(tmp_path_factory.mktemp("pbx"), build_client)
-    yield running
-    running.stop()
-    running.thread.close()
-
-
-@pytest.fixture
-def pbx(engine_pbx: Pbx) -> Pbx:
-    """The module's engine, with only this test's call records visible."""
-    engine_pbx.reset()
-    return engine_pbx
+BUILD = build_client
 
 
 def test_no_answer_then_sound_message(

@@ -4,27 +4,12 @@ the bridged call and the ways a call fails or is abandoned. The client is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from ..sip.conftest import Phone, phones  # noqa: F401 - the pjsua2 phone fixture
-from .pbx_harness import Pbx, build_client, pair, start_pbx
+from .pbx_harness import Pbx, build_client, pair
 
-
-@pytest.fixture(scope="module")
-def engine_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    running = start_pbx(tmp_path_factory.mktemp("pbx"), build_client)
-    yield running
-    running.stop()
-    running.thread.close()
-
-
-@pytest.fixture
-def pbx(engine_pbx: Pbx) -> Pbx:
-    """The module's engine, with only this test's call records visible."""
-    engine_pbx.reset()
-    return engine_pbx
+BUILD = build_client
 
 
 def test_port_to_port_call_is_bridged_and_recorded(

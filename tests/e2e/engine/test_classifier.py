@@ -4,10 +4,8 @@ step, otherwise by the not-found step; an empty exit is No route (480)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
-
-import pytest
 
 from cloudpbx.db.models import Classifier, Contact, ExternalNumber, Port
 from cloudpbx.engine.actions.classifier import caller_numbers
@@ -15,7 +13,7 @@ from cloudpbx.engine.call import Call
 from cloudpbx.numbers import NumberingPlan
 
 from ..sip.conftest import Phone, phones  # noqa: F401 - the pjsua2 phone fixture
-from .pbx_harness import Pbx, Seeder, start_pbx, step, write_tone
+from .pbx_harness import Pbx, Seeder, step, write_tone
 
 VIP = "+74951234567"
 
@@ -53,18 +51,7 @@ def build(s: Seeder) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def engine_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    running = start_pbx(tmp_path_factory.mktemp("pbx"), build)
-    yield running
-    running.stop()
-    running.thread.close()
-
-
-@pytest.fixture
-def pbx(engine_pbx: Pbx) -> Pbx:
-    engine_pbx.reset()
-    return engine_pbx
+BUILD = build
 
 
 def _call(pbx: Pbx, phone: Phone, number: str) -> int:

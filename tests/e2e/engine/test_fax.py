@@ -6,25 +6,9 @@ over real RTP in real time -- the PBX's receiver runs on the wall clock like a p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from .pbx_harness import Listener, Pbx, StackCaller, build_fax_client, faxes, tone_ratio
 
-import pytest
-
-from .pbx_harness import Listener, Pbx, StackCaller, build_fax_client, faxes, start_pbx, tone_ratio
-
-
-@pytest.fixture(scope="module")
-def engine_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    running = start_pbx(tmp_path_factory.mktemp("pbx"), build_fax_client)
-    yield running
-    running.stop()
-    running.thread.close()
-
-
-@pytest.fixture
-def pbx(engine_pbx: Pbx) -> Pbx:
-    engine_pbx.reset()
-    return engine_pbx
+BUILD = build_fax_client
 
 
 def test_fax_number_answers_with_a_fax_receiver_and_records_a_failed_fax(pbx: Pbx) -> None:

@@ -5,15 +5,13 @@ maximum wait is No answer, no registered agent No route, a full queue Busy."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from cloudpbx.db.models import Queue, QueueAgent
 
 from ..sip.conftest import Phone, phones  # noqa: F401 - the pjsua2 phone fixture
-from .pbx_harness import Pbx, Seeder, read_channel, start_pbx, step, tone_ratio, write_tone
+from .pbx_harness import Pbx, Seeder, read_channel, step, tone_ratio, write_tone
 
 MOH_HZ = 1000.0
 
@@ -61,18 +59,7 @@ def build(s: Seeder) -> None:
     s.caller_id("alice", "100")
 
 
-@pytest.fixture(scope="module")
-def engine_pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
-    running = start_pbx(tmp_path_factory.mktemp("pbx"), build)
-    yield running
-    running.stop()
-    running.thread.close()
-
-
-@pytest.fixture
-def pbx(engine_pbx: Pbx) -> Pbx:
-    engine_pbx.reset()
-    return engine_pbx
+BUILD = build
 
 
 def _phones(
