@@ -29,8 +29,9 @@ Issue 5 items 4-5. The flow of one call:
    * FAXRECEIVER: answer, receive T.30 over G.711 into a TIFF, convert to PDF, CDR fax row.
    * queue, voice menu, voicemail, classifier: :mod:`cloudpbx.engine.actions`
      (``B2bua.actions``); pickup (``888#``): :mod:`cloudpbx.engine.pickup`.
-   * forwarding number (needs trunks): logged as not implemented and reported as No route --
-     visibly, never a silent stub.
+   * forwarding number (FWD-1): dialled out through a carrier's trunk,
+     :mod:`cloudpbx.engine.trunks` (``B2bua.trunks``), which also takes carriers' INVITEs to
+     the clients' external numbers (TRK-1).
 4. **During the call**: re-INVITE/UPDATE hold (``sendonly``/``inactive``/``c=0.0.0.0``)
    plays the client's music on hold to the held party; unhold stops it. Session timers
    (RFC 4028, in the dialog layer) and the relay's RTP inactivity timeout end dead calls; the
@@ -198,6 +199,7 @@ class B2bua:
         self.config = config or B2buaConfig()
         self.fax = fax  # FaxService (engine/fax.py) or None: FAXRECEIVER not available
         self.actions = actions  # engine/actions CallActions (voice menu, voicemail) or None
+        self.trunks: Any = None  # engine/trunks.py TrunkService (TRK-1) or None: no carriers
         self.calls: dict[str, Call] = {}
         self._by_dialog: dict[DialogId, Leg] = {}
         self._by_key: dict[CallKey, Leg] = {}
@@ -248,6 +250,8 @@ class B2bua:
         if self._closing:
             self._reject(event, 503)
             return
+        if self.trunks is not None and self.trunks.on_invite(self, event):
+            return  # TRK-1: a carrier's call (IP auth / registration), not a port's
         port = self._authenticate(event)
         if port is None:
             return
@@ -381,6 +385,7 @@ class B2bua:
         if leg is None:
             return
         leg.status = event.status
+        leg.final_response = event.response  # TRK-1: a carrier's challenge to answer
         leg.report("failed", None if leg.cancelled else event.status)
         self._leg_ended(leg, f"INVITE failed: {event.status}")
 
@@ -560,8 +565,10 @@ class B2bua:
             return await self._play_message(call, snapshot, decision)
         if action is Action.FAX_RECEIVER and self.fax is not None:
             return await self.fax.receive(self, call, snapshot, decision)  # type: ignore[no-any-return]
-        # DP-2 actions not built yet (forwarding number: no trunks), or voice menu/voicemail/
-        # queue/classifier without ``actions``: visibly unimplemented (issue 5 item 4).
+        if action is Action.RING_FORWARDING and self.trunks is not None:
+            return await self.trunks.ring_forwarding(self, call, snapshot, decision)  # type: ignore[no-any-return]
+        # Without ``trunks`` (forwarding numbers), ``fax`` or ``actions`` (voice menu,
+        # voicemail, queue, classifier) the action is visibly unimplemented (issue 5 item 4).
         log.warning(
             "call %s step %d: not implemented: action %s -> No route",
             call.uuid,
@@ -1082,9 +1089,10 @@ class WriterSink:
             client_id=call.client_id,
             caller=call.caller,
             called=call.called,
-            direction="internal",
+            direction=call.direction,
             internal_number=call.called,
             dialplan_version_id=call.dialplan_version_id,
+            operator_id=call.operator_id,
             start_ms=call.start_ms,
             call_uuid=call.uuid,
         )
@@ -1095,6 +1103,7 @@ class WriterSink:
             direction=leg.direction,
             party=leg.party,
             port_id=leg.port_id,
+            operator_id=leg.operator_id,
             sip_call_id=leg.call_key.call_id if leg.call_key is not None else None,
             start_ms=leg.created_ms,
         )
@@ -1122,7 +1131,12 @@ class WriterSink:
         self.writer.event(call.uuid, kind, step_level=step, detail={"detail": detail})
 
     def call_ended(self, call: Call) -> None:
-        self.writer.call_ended(call.uuid, outcome=call.outcome or "failed", steps=call.steps)
+        self.writer.call_ended(
+            call.uuid,
+            outcome=call.outcome or "failed",
+            steps=call.steps,
+            operator_id=call.operator_id,
+        )
 
     def fax(self, call: Call, outcome: Any) -> None:
         """A FAXRECEIVER session's result (engine/fax.py :class:`FaxOutcome`), FAX-1."""

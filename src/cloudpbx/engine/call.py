@@ -97,6 +97,7 @@ class Leg:
     party: str  # the number or login on the other end
     port_id: int | None = None
     flow: Flow | None = None
+    operator_id: int | None = None  # the trunk the leg runs over (TRK-1, CDR-1)
     dialog_id: DialogId | None = None
     call_key: CallKey | None = None  # out legs: our INVITE
     invite_tx: Any = None  # in legs: the INVITE server transaction to answer
@@ -106,6 +107,7 @@ class Leg:
     answered_ms: int | None = None
     ended_ms: int | None = None
     status: int | None = None  # the final status of its INVITE
+    final_response: Any = None  # out legs: that response (a trunk's 401/407 challenge)
     end_reason: str = ""
     ring_queue: asyncio.Queue[RingEvent] | None = None
     cancelled: bool = False  # we CANCELled it (its failure is not the callee's answer)
@@ -162,9 +164,11 @@ class Call:
     """One call: the caller's leg, the legs forked or bridged to it, its relay session."""
 
     client_id: int
-    caller_port_id: int
+    caller_port_id: int | None  # None: a call from a carrier (TRK-1)
     caller: str  # the caller's number (the authenticated port's caller ID), CDR-1
-    called: str  # the dialled internal number
+    called: str  # the dialled internal number (the DID for a call from a trunk)
+    direction: str = "internal"  # CDR-1: "incoming" for calls from a trunk
+    operator_id: int | None = None  # the trunk that carried the call (TRK-1, CDR-1)
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     start_ms: int = field(default_factory=epoch_ms)
     answer_ms: int | None = None

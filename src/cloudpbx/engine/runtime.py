@@ -45,6 +45,7 @@ from cloudpbx.engine.registrar_service import RegistrarService
 from cloudpbx.engine.registration_db import RegistrationDb
 from cloudpbx.engine.sipstack import SipStack
 from cloudpbx.engine.snapshot import ClientSnapshot, SnapshotStore
+from cloudpbx.engine.trunks import TrunkService, TrunkStatus, trunk_summary
 from cloudpbx.media.ports import RtpPortAllocator
 from cloudpbx.media.relay import RelayManager
 from cloudpbx.security import SecretBox
@@ -125,6 +126,11 @@ class EngineRuntime:
             # Voice menus and voicemail (IVR-1, VM-1): prompts, recordings, mail.
             actions=CallActions.from_settings(settings, self.cdr),
         )
+        # TRK-1: carriers' calls in, forwarding numbers out, registrations with carriers.
+        self.trunks = TrunkService(
+            self.stack, sessions, secret_box, self.snapshots, numbering=settings.numbering_plan
+        )
+        self.b2bua.trunks = self.trunks
         self.control = LocalEngineControl(
             self.registry, hangup=self.b2bua.hangup, port_status=self.port_status
         )
@@ -148,6 +154,7 @@ class EngineRuntime:
         if self.ws_port >= 0:
             ws = await self.stack.listen_ws(host, self.ws_port)
         restored = await self.registrar_service.start(udp_flow_to=self.stack.udp_flow_to)
+        trunks = await self.trunks.start()
         self.listening = Listening(udp=udp, tcp=tcp, ws=ws)
         log.info(
             "SIP engine: %d client(s), %d registration(s) restored, UDP/TCP %s:%d, WS %s",
@@ -157,6 +164,7 @@ class EngineRuntime:
             udp[1],
             f"{ws[0]}:{ws[1]}" if ws else "off",
         )
+        log.info("trunks: %d (%s)", trunks, trunk_summary(list(self.trunk_status().values())))
         return self.listening
 
     async def stop(self) -> None:
@@ -168,6 +176,7 @@ class EngineRuntime:
         if self.b2bua.actions is not None:
             await self.b2bua.actions.close()  # voicemail mails still being sent get a moment
         await self.registrar_service.stop()
+        await self.trunks.stop()  # unREGISTERs while the stack still runs
         await self.stack.close()
         self.relays.close()
         await self.cdr.close()
@@ -176,6 +185,7 @@ class EngineRuntime:
     def invalidate(self, client_id: int) -> None:
         """The API changed the client's configuration: rebuild its snapshot (any thread)."""
         self.snapshots.invalidate(client_id)
+        self.trunks.invalidate(client_id)  # operator changes carry no client: reload anyway
 
     # --- EngineControl pieces ----------------------------------------------------------------
 
@@ -188,6 +198,10 @@ class EngineRuntime:
             port_id: port_status_of(port_id, self.registrar.contacts(port_id))
             for port_id in snapshot.ports
         }
+
+    def trunk_status(self) -> Mapping[int, TrunkStatus]:
+        """TRK-1: each trunk's state (registered, failed, IP-authenticated) and channels."""
+        return self.trunks.status()
 
     def _on_snapshot(self, client_id: int, snapshot: ClientSnapshot | None) -> None:
         """A port deleted or disabled loses its registrations at once."""

@@ -134,6 +134,7 @@ class NumberInfo:
     dialplan_version_id: int | None = None
     # Why a stored dialplan could not be used (a call to the number then has no route).
     dialplan_error: str | None = None
+    operator_id: int | None = None  # external numbers: the trunk the DID arrives on (TRK-1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -511,7 +512,9 @@ def _numbers(r: _Rows, client_id: int) -> list[NumberInfo]:
         for n in r.internal
     ]
     out += [
-        _number(client_id, "external", n.id, n.number, "", plans.get(("external", n.id)))
+        _number(
+            client_id, "external", n.id, n.number, "", plans.get(("external", n.id)), n.operator_id
+        )
         for n in r.external
     ]
     return out
@@ -524,9 +527,12 @@ def _number(
     number: str,
     name: str,
     plan: tuple[Dialplan, DialplanVersion] | None,
+    operator_id: int | None = None,
 ) -> NumberInfo:
     if plan is None:
-        return NumberInfo(id=number_id, number=number, kind=kind, name=name)
+        return NumberInfo(
+            id=number_id, number=number, kind=kind, name=name, operator_id=operator_id
+        )
     row, version = plan
     try:
         dialplan = dp.Dialplan.from_steps(
@@ -546,6 +552,7 @@ def _number(
         dialplan_id=row.id,
         dialplan_version_id=version.id,
         dialplan_error=error,
+        operator_id=operator_id,
     )
 
 
@@ -701,6 +708,7 @@ class SnapshotStore:
         # slow older build can neither bring back a deleted client nor an older state.
         self._installed: dict[int, int] = {}
         self._logins: dict[str, PortInfo] = {}
+        self._dids: dict[str, tuple[int, NumberInfo]] = {}  # E.164 -> (client, number), TRK-1
         self._versions: dict[int, dp.Dialplan] = {}
         self._retired: OrderedDict[int, dp.Dialplan] = OrderedDict()
         self._generations = itertools.count(1)
@@ -725,6 +733,13 @@ class SnapshotStore:
     def port_by_login(self, login: str) -> PortInfo | None:
         """PortDirectory for the registrar: SIP logins are unique in the installation."""
         return self._logins.get(login)
+
+    def number_by_did(self, e164: str) -> tuple[ClientSnapshot, NumberInfo] | None:
+        """TRK-1: the external number a carrier's call is for, and its client (DIDs are
+        unique in the installation, so the number picks the client)."""
+        found = self._dids.get(e164)
+        snap = self._clients.get(found[0]) if found is not None else None
+        return None if found is None or snap is None else (snap, found[1])
 
     def number(self, client_id: int, number: str) -> NumberInfo | None:
         snap = self._clients.get(client_id)
@@ -863,7 +878,19 @@ class SnapshotStore:
                 del self._logins[port.login]
         if new is not None:
             self._logins.update((p.login, p) for p in new.ports.values())
+        self._reindex_dids(old, new)
         self._reindex_versions(_versions(old), _versions(new))
+
+    def _reindex_dids(self, old: ClientSnapshot | None, new: ClientSnapshot | None) -> None:
+        if old is not None:
+            for info in old.numbers.values():
+                found = self._dids.get(info.number)
+                if found is not None and found[1] is info:
+                    del self._dids[info.number]
+        if new is not None:
+            for info in new.numbers.values():
+                if info.kind == "external":
+                    self._dids[info.number] = (new.client_id, info)
 
     def _reindex_versions(
         self, old: Mapping[int, dp.Dialplan], new: Mapping[int, dp.Dialplan]
