@@ -64,10 +64,12 @@ def engine_lifespan(state: AppState) -> Lifespan:
         await runtime.start()
         state.engine = runtime.control
         state.config_listeners.append(runtime.invalidate)
+        state.installation_listeners.append(runtime.reload_trunks)
         try:
             yield
         finally:
             state.config_listeners.remove(runtime.invalidate)
+            state.installation_listeners.remove(runtime.reload_trunks)
             state.engine = NoEngine()
             await runtime.stop()
 

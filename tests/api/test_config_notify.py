@@ -109,3 +109,18 @@ def test_snapshot_store_follows_api_changes(world: World, alpha: Any) -> None:
         assert number.dialplan.version == 2
     finally:
         portal.call(store.close)
+
+
+def test_operator_changes_reach_the_trunks(world: World, sysadmin: Caller) -> None:
+    """TRK-1: operators belong to no client; a committed change of one tells the
+    installation-wide listeners (the engine reloads its trunks), not the client ones."""
+    state = world.http.app.state.cloudpbx
+    installation: list[str] = []
+    clients: list[int] = []
+    state.installation_listeners.append(lambda: installation.append("changed"))
+    state.config_listeners.append(clients.append)
+    body = {"name": "Carrier", "host": "sip.carrier.example", "transport": "udp"}
+    op = sysadmin.ok("post", "/api/v1/operators", 201, json=body)
+    sysadmin.ok("patch", f"/api/v1/operators/{op['id']}", json={"name": "Carrier 2"})
+    assert installation == ["changed", "changed"]
+    assert clients == []

@@ -295,25 +295,33 @@ def audit(
 
 # Audited actions that change nothing the engine uses.
 _NOT_CONFIG = frozenset({"read_secret"})
+# Installation-wide entities the engine uses (no client): operators and their trunks (TRK-1).
+_INSTALLATION_CONFIG = frozenset({"operators"})
 _CHANGED_KEY = "cloudpbx.config_changed"
 
 
 def _notify_after_commit(ctx: Ctx, action: str, entity: str, entity_id: Any) -> None:
     """Once the change is committed, the engine rebuilds the client's snapshot (ENGINEERING
-    §1); a rolled-back change tells nobody."""
+    §1), or reloads installation-wide configuration (trunks, TRK-1); a rolled-back change
+    tells nobody."""
     client_id = ctx.client_id
     if client_id is None and entity == "clients" and entity_id is not None:
         client_id = int(entity_id)
-    if client_id is None or action in _NOT_CONFIG:
+    if action in _NOT_CONFIG:
         return
-    pending: set[int] | None = ctx.db.info.get(_CHANGED_KEY)
+    if client_id is None and entity not in _INSTALLATION_CONFIG:
+        return
+    pending: set[int | None] | None = ctx.db.info.get(_CHANGED_KEY)
     if pending is None:
         pending = ctx.db.info[_CHANGED_KEY] = set()
         state = ctx.state
 
         def changed(session: Session) -> None:
-            for cid in sorted(session.info.pop(_CHANGED_KEY, ())):
-                state.config_changed(cid)
+            for cid in session.info.pop(_CHANGED_KEY, ()):
+                if cid is None:
+                    state.installation_changed()
+                else:
+                    state.config_changed(cid)
 
         event.listen(ctx.db, "after_commit", changed, once=True)
     pending.add(client_id)

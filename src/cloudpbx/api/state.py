@@ -72,6 +72,9 @@ class AppState:
     # Called with a client id after a committed change of its configuration (crud.audit);
     # the engine's snapshot store subscribes here. Called from API worker threads.
     config_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    # Called after a committed change of installation-wide configuration the engine uses
+    # (operators and their trunks, TRK-1).
+    installation_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def config_changed(self, client_id: int) -> None:
         """Tell every listener that the client's configuration changed; never raises."""
@@ -80,3 +83,11 @@ class AppState:
                 listener(client_id)
             except Exception:
                 log.exception("config listener failed for client %s", client_id)
+
+    def installation_changed(self) -> None:
+        """Tell every listener that installation-wide configuration changed; never raises."""
+        for listener in list(self.installation_listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("installation config listener failed")

@@ -185,7 +185,10 @@ class EngineRuntime:
     def invalidate(self, client_id: int) -> None:
         """The API changed the client's configuration: rebuild its snapshot (any thread)."""
         self.snapshots.invalidate(client_id)
-        self.trunks.invalidate(client_id)  # operator changes carry no client: reload anyway
+
+    def reload_trunks(self) -> None:
+        """The API changed an operator (TRK-1): reload the trunks (any thread)."""
+        self.trunks.invalidate()
 
     # --- EngineControl pieces ----------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Operators are installation-wide (not a client's), so they are not in a
 rewrite rules (secrets decrypted through :class:`~cloudpbx.security.SecretBox`, host names
 resolved) into immutable :class:`TrunkInfo` values, off the event loop, and
 :class:`TrunkService` swaps the whole set in at once (``reload()``; at start, every
-``reload_s`` and on every client invalidation: the API does not notify operator changes).
+``reload_s`` to re-resolve host names, and when the API reports an operator change through
+``EngineRuntime.reload_trunks``).
 
 **In** (:meth:`TrunkService.on_invite`, called first by ``B2bua.on_invite``): an INVITE
 without ``Proxy-Authorization`` is a carrier's when its source is one of a trunk's
