@@ -164,7 +164,7 @@ export function ResourceForm({ section, clientId, id, fixed, onClose }: Props) {
                 {tb.fields ? (
                   <SimpleGrid cols={{ base: 1, sm: 2 }}>
                     {tb.fields
-                      .filter((f) => creating || !f.createOnly)
+                      .filter((f) => (creating || !f.createOnly) && (!f.policy || can(me, f.policy, "read")))
                       .map((f, index) => (
                         <div key={f.name} style={f.kind === "rows" || f.kind === "services" || f.kind === "textarea" ? { gridColumn: "1 / -1" } : undefined}>
                           <FieldInput

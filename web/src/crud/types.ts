@@ -61,6 +61,9 @@ export interface FieldDef<T = Row> {
   writeOnly?: boolean;
   /** Optional text the API wants as null rather than "" (e-mail, area code, username). */
   nullable?: boolean;
+  /** Shown only to users whose rights allow reading under this policy (e.g. the operator
+   * of an external number: operators are the provider's, NUM-1). */
+  policy?: PolicyName;
   /** int fields: the range the API accepts. */
   min?: number;
   max?: number;

@@ -52,7 +52,7 @@ export const externalNumbers = defineSection<Schemas["ExternalNumberCreate"]>({
       label: "tabs.general",
       fields: [
         { name: "number", kind: "text", label: "f.number", required: true, placeholder: ["+74951234567", "+74951234567"] },
-        { name: "operator_id", kind: "ref", label: "f.operator_id", ref: refs.operator },
+        { name: "operator_id", kind: "ref", label: "f.operator_id", ref: refs.operator, policy: "system" },
         description,
       ],
     },
