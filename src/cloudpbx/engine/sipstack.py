@@ -4,8 +4,9 @@
 is to the transaction layer (ENGINEERING.md §3): transports hand it bytes, it parses them
 (garbage gets its 400 or is dropped, RFC 3261 §21.4.1), stamps ``received``/``rport`` on the
 top Via (RFC 3261 §18.2.1, RFC 3581 §4), feeds the layer with ``loop.time()``, drains the
-layer's events, transmits what it queued and re-arms ONE ``loop.call_at`` timer. Nothing here
-creates a task.
+layer's events, transmits what it queued and re-arms ONE ``loop.call_at`` timer -- the shared
+:class:`~cloudpbx.transport.shell.LayerShell`; this module says where the events go. Nothing
+here creates a task.
 
 Where events go:
 
@@ -34,14 +35,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import math
 import secrets
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from cloudpbx.sip.dialog import DialogConfig, DialogLayer, Endpoint, LayerEvent
-from cloudpbx.sip.errors import ParseError
 from cloudpbx.sip.events import (
     CancelReceived,
     RequestReceived,
@@ -51,20 +50,12 @@ from cloudpbx.sip.events import (
     TransactionTimeout,
     TransportError,
 )
-from cloudpbx.sip.message import Request, Response, bad_request_response, parse_message
+from cloudpbx.sip.message import Request, Response
 from cloudpbx.sip.transaction import MAGIC_COOKIE, TransactionLayer, UnknownTransactionError
-from cloudpbx.transport.base import (
-    Flow,
-    FlowClosed,
-    RateLimiter,
-    Received,
-    SendFailed,
-    TransportEvent,
-    TransportKind,
-    TransportSet,
-)
+from cloudpbx.transport.base import Flow, RateLimiter, TransportKind, TransportSet
 from cloudpbx.transport.base import TransportError as SendError
-from cloudpbx.transport.endpoint import UDP_RECEIVE_BUFFER, stamp_via
+from cloudpbx.transport.endpoint import UDP_RECEIVE_BUFFER
+from cloudpbx.transport.shell import LayerShell
 from cloudpbx.transport.tcp import TCPTransport
 from cloudpbx.transport.udp import UDPTransport
 from cloudpbx.transport.ws import WSTransport
@@ -82,17 +73,18 @@ RequestHandler = Callable[[RequestReceived], None]
 class StackStats:
     """Counters of the stack (monotonic)."""
 
-    __slots__ = ("handler_errors", "parse_errors", "received", "send_errors", "sent")
+    __slots__ = ("handler_errors", "parse_errors", "received", "send_errors", "sent", "stamped")
 
     def __init__(self) -> None:
         self.received = 0
         self.parse_errors = 0
+        self.stamped = 0  # requests whose top Via got received/rport
         self.sent = 0
         self.send_errors = 0
         self.handler_errors = 0
 
 
-class SipStack:
+class SipStack(LayerShell[LayerEvent]):
     """A dialog layer over UDP, TCP and WebSocket transports, with one timer.
 
     TU methods (:meth:`send_invite`, :meth:`respond`, :meth:`bye` ...) feed the layer with
@@ -116,10 +108,11 @@ class SipStack:
             endpoint_for=self.endpoint_for,
             config=dialog_config,
         )
+        super().__init__(self.dialogs, self.new_token)
         self.advertised_address = advertised_address
         self.user_agent = user_agent
         self.transports = TransportSet()
-        self.stats = StackStats()
+        self.stats: StackStats = StackStats()
         self.dialog_handler: DialogHandler = _ignore
         self.flow_closed_handlers: list[Callable[[Flow], None]] = []
         self._request_handlers: dict[str, RequestHandler] = {}
@@ -127,19 +120,9 @@ class SipStack:
         self._udp: UDPTransport | None = None
         self._tcp: TCPTransport | None = None
         self._ws: WSTransport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
-        self._pumping = False
         self._route_cache: dict[str, str] = {}
 
     # --- set-up ------------------------------------------------------------------------------
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
 
     @property
     def now(self) -> float:
@@ -179,9 +162,7 @@ class SipStack:
         return self._udp.flow_to(remote)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         for future in self._waiting.values():
             if not future.done():
                 future.set_result(None)
@@ -220,36 +201,6 @@ class SipStack:
     def new_branch(self) -> str:
         """RFC 3261 §8.1.1.7: the magic cookie and 64 random bits."""
         return MAGIC_COOKIE + secrets.token_hex(8)
-
-    # --- from the transports -----------------------------------------------------------------
-
-    def sink(self, event: TransportEvent) -> None:
-        """The transports' sink: called synchronously for each event."""
-        if isinstance(event, Received):
-            self._receive(event.data, event.flow, event.now)
-        elif isinstance(event, FlowClosed):
-            # RFC 3261 §17.1.4 / §17.2.4: transactions on a dead connection fail; RFC 5626
-            # §5.2: the registrar drops the bindings of the flow.
-            self.dialogs.transport_error_for_address(event.flow, event.now)
-            for handler in self.flow_closed_handlers:
-                self._guarded(handler, event.flow)
-        elif isinstance(event, SendFailed) and event.flow is not None:
-            self.dialogs.transport_error_for_address(event.flow, event.now)
-        self._pump()
-
-    def _receive(self, data: bytes, flow: Flow, now: float) -> None:
-        self.stats.received += 1
-        try:
-            msg = parse_message(data)
-        except ParseError as exc:
-            self.stats.parse_errors += 1
-            answer = bad_request_response(data, exc, to_tag=self.new_token())
-            if answer is not None:
-                self._transmit(answer, flow, now)
-            return
-        if isinstance(msg, Request) and msg.method != "ACK":
-            stamp_via(msg, flow.remote)
-        self.dialogs.receive(msg, flow, now, reliable=flow.kind.reliable)
 
     # --- TU: calls and dialogs (thin wrappers feeding loop.time()) ---------------------------
 
@@ -319,30 +270,7 @@ class SipStack:
         """A complete top Via for a request we send on ``flow`` (fresh branch, rport)."""
         return f"{self.endpoint_for(flow).via};branch={self.new_branch()}"
 
-    # --- the pump: events out, bytes out, one timer ------------------------------------------
-
-    def _pump(self) -> None:
-        """Drain events and datagrams until both are empty, then re-arm the timer. Calls made
-        from inside a handler return at once: the outer loop picks up what they queued."""
-        if self._pumping:
-            return
-        self._pumping = True
-        layer = self.dialogs
-        try:
-            while True:
-                event = layer.next_event()
-                if event is not None:
-                    self._dispatch(event)
-                    continue
-                out = layer.datagrams_to_send()
-                if not out:
-                    break
-                now = self.loop.time()
-                for data, flow in out:
-                    self._transmit(data, flow, now)
-        finally:
-            self._pumping = False
-        self._rearm()
+    # --- LayerShell's hooks: where events and closed flows go ---------------------------------
 
     def _dispatch(self, event: LayerEvent) -> None:
         if isinstance(event, RequestReceived):
@@ -390,34 +318,10 @@ class SipStack:
             return False
         return True
 
-    def _transmit(self, data: bytes, flow: Flow, now: float) -> None:
-        try:
-            self.transports.send(data, flow)
-        except SendError as exc:
-            # RFC 3261 §18.4: report the failure to the transaction layer.
-            self.stats.send_errors += 1
-            logger.debug("send to %s failed: %s", flow, exc)
-            self.dialogs.transport_error_for_address(flow, now)
-        else:
-            self.stats.sent += 1
-
-    def _rearm(self) -> None:
-        """Keep ONE timer handle at or before the layer's next deadline (a later deadline
-        keeps the earlier handle: it fires, finds little to do and re-arms)."""
-        deadline = self.dialogs.get_timer()
-        if deadline is None or deadline >= self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        due = self._timer_at
-        self._timer = None
-        self._timer_at = math.inf
-        self.dialogs.handle_timer(max(self.loop.time(), due))
-        self._pump()
+    def _flow_closed(self, flow: Flow) -> None:
+        # RFC 5626 §5.2: the registrar drops the bindings of the flow.
+        for handler in self.flow_closed_handlers:
+            self._guarded(handler, flow)
 
 
 def _is_wildcard(host: str) -> bool:

@@ -321,7 +321,8 @@ _FINAL_DCN_WAIT_SAMPLES: Final = 10 * SAMPLE_RATE
 
 
 class _FaxEndpoint:
-    """One spandsp ``fax_state_t`` (audio fax terminal) and its T.30 engine."""
+    """One spandsp ``fax_state_t`` (audio fax terminal) and its T.30 engine; the constructor
+    (with its defaults) is the one both :class:`FaxReceiver` and :class:`FaxSender` take."""
 
     _calling_party: bool = False
 
@@ -330,10 +331,10 @@ class _FaxEndpoint:
         tiff_path: str | os.PathLike[str],
         *,
         local_ident: str,
-        ecm: bool,
-        concealment: Concealment,
-        on_done: Callable[[FaxResult], None] | None,
-        debug: bool,
+        ecm: bool = True,
+        concealment: Concealment = "repeat",
+        on_done: Callable[[FaxResult], None] | None = None,
+        debug: bool = False,
     ) -> None:
         if concealment not in ("repeat", "fillin"):
             raise ValueError(f"concealment {concealment!r}: 'repeat' or 'fillin'")
@@ -577,25 +578,6 @@ class FaxReceiver(_FaxEndpoint):
 
     _calling_party = False
 
-    def __init__(
-        self,
-        tiff_path: str | os.PathLike[str],
-        *,
-        local_ident: str,
-        ecm: bool = True,
-        concealment: Concealment = "repeat",
-        on_done: Callable[[FaxResult], None] | None = None,
-        debug: bool = False,
-    ) -> None:
-        super().__init__(
-            tiff_path,
-            local_ident=local_ident,
-            ecm=ecm,
-            concealment=concealment,
-            on_done=on_done,
-            debug=debug,
-        )
-
     def _check_file(self) -> None:
         if not self.tiff_path.parent.is_dir():
             raise FaxError(f"fax receive directory {self.tiff_path.parent} does not exist")
@@ -613,25 +595,6 @@ class FaxSender(_FaxEndpoint):
     fax resolution (204×98, 204×196, ...); spandsp reports a bad file at phase E."""
 
     _calling_party = True
-
-    def __init__(
-        self,
-        tiff_path: str | os.PathLike[str],
-        *,
-        local_ident: str,
-        ecm: bool = True,
-        concealment: Concealment = "repeat",
-        on_done: Callable[[FaxResult], None] | None = None,
-        debug: bool = False,
-    ) -> None:
-        super().__init__(
-            tiff_path,
-            local_ident=local_ident,
-            ecm=ecm,
-            concealment=concealment,
-            on_done=on_done,
-            debug=debug,
-        )
 
     def _check_file(self) -> None:
         if not self.tiff_path.is_file():

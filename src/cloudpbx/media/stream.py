@@ -67,7 +67,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, cast
 
 from cloudpbx.media.codecs import G711Codec, codec_by_name
 from cloudpbx.media.dtmf import (
@@ -79,6 +79,7 @@ from cloudpbx.media.dtmf import (
     digit_to_event,
     dtmf_pcm,
 )
+from cloudpbx.media.inbound import AudioSink, AudioSinks, decode_slot, expire_event, write_sinks
 from cloudpbx.media.jitter import JitterBuffer, JitterStats
 from cloudpbx.media.player import FRAME_SAMPLES, AudioSource, Pacer, PacerStats
 from cloudpbx.media.ports import RtpPortAllocator, bind_rtp_pair
@@ -128,12 +129,6 @@ _monotonic: Final = time.monotonic
 
 class MediaStreamError(Exception):
     """The stream cannot do what was asked (closed, no bindable port)."""
-
-
-class AudioSink(Protocol):
-    """Gets the received audio: one call per 20 ms, 16-bit LE PCM or ``None`` (nothing)."""
-
-    def write(self, pcm: bytes | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +205,7 @@ class _Play:
         return pcm[:_FRAME_BYTES]
 
 
-class MediaStream(asyncio.DatagramProtocol):
+class MediaStream(AudioSinks, asyncio.DatagramProtocol):
     """One PBX-terminated call leg; see the module docstring. Make it with :meth:`open`."""
 
     def __init__(
@@ -450,16 +445,7 @@ class MediaStream(asyncio.DatagramProtocol):
         if not play.future.done():
             play.future.set_result(result)
 
-    # --- sinks and digits --------------------------------------------------------------------
-
-    def add_sink(self, sink: AudioSink) -> None:
-        """``sink.write(pcm | None)`` once per 20 ms from the next tick on."""
-        if sink not in self._sinks:
-            self._sinks.append(sink)
-
-    def remove_sink(self, sink: AudioSink) -> None:
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+    # --- digits (sinks: add_sink / remove_sink from AudioSinks) -------------------------------
 
     def feed_info_digit(self, digit: str) -> None:
         """A digit from a SIP INFO request (dtmf.parse_info_body)."""
@@ -671,27 +657,14 @@ class MediaStream(asyncio.DatagramProtocol):
 
     def _receive_slot(self, at: float) -> None:
         """One 20 ms slot of received audio to the sinks and the in-band detector."""
-        item = self._jitter.get(at)
-        pcm: bytes | None = None
-        if isinstance(item, RtpPacket):
-            decode = self._decoders.get(item.payload_type)
-            if decode is not None:
-                pcm = decode(item.payload)
+        pcm = decode_slot(self._jitter, self._decoders, at)
         detector = self._detector
         if detector is not None and pcm is not None:
             self._on_detected(detector.feed(pcm))
-        for sink in tuple(self._sinks):
-            try:
-                sink.write(pcm)
-            except Exception:
-                log.exception("media sink %r failed; removed", sink)
-                self.remove_sink(sink)
+        write_sinks(self._sinks, pcm, "media")
 
     def _housekeeping(self, now: float) -> None:
-        last = self._last_event_at
-        if last is not None and self._dtmf_rx.active is not None:
-            now_ts = (last[0] + round((now - last[1]) * 8000)) & 0xFFFF_FFFF
-            self._on_detected(self._dtmf_rx.expire(now_ts))
+        self._on_detected(expire_event(self._dtmf_rx, self._last_event_at, now))
         if now >= self._rtcp_due:
             self._rtcp_due = now + self.rtcp_interval * random.uniform(0.5, 1.5)
             self._send_rtcp(now)

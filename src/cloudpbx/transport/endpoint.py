@@ -1,12 +1,10 @@
 """The asyncio shell around the sans-I/O transaction layer (ENGINEERING.md §3).
 
 :class:`SipEndpoint` owns one :class:`~cloudpbx.sip.transaction.TransactionLayer` and the
-transports it listens on. For every message a transport hands up it parses the bytes (garbage
-gets its 400, RFC 3261 §21.4.1, or is dropped), stamps ``received``/``rport`` on a request's
-top Via (RFC 3261 §18.2.1, RFC 3581 §4), feeds the layer with ``loop.time()``, drains the
-layer's events to the application callback, transmits what the layer queued and re-arms ONE
-``loop.call_at`` timer at ``layer.get_timer()``. Nothing here creates a task: transports call
-:meth:`SipEndpoint.sink` synchronously, and the timer is a single kept handle.
+transports it listens on. The shell machinery -- parse and stamp what transports hand up, feed
+the layer with ``loop.time()``, drain its events to the application callback, transmit what it
+queued, re-arm ONE ``loop.call_at`` timer -- is :class:`~cloudpbx.transport.shell.LayerShell`,
+shared with the engine's dialog-layer stack. Nothing here creates a task.
 
 Responses go back over the flow the request came on. On UDP that is the request's source
 address and port -- what ``received``/``rport`` name -- whether or not the client asked for
@@ -19,28 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
-import math
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from cloudpbx.sip.errors import ParseError
 from cloudpbx.sip.events import (
     CancelReceived,
     RequestReceived,
     TransactionEvent,
     TransactionKey,
 )
-from cloudpbx.sip.message import (
-    Request,
-    Response,
-    bad_request_response,
-    make_response,
-    parse_message,
-)
+from cloudpbx.sip.message import Request, Response, make_response
 from cloudpbx.sip.transaction import (
     MAGIC_COOKIE,
     TimerConfig,
@@ -48,20 +37,16 @@ from cloudpbx.sip.transaction import (
     TransactionStateError,
     UnknownTransactionError,
 )
-from cloudpbx.sip.uri import Via
 from cloudpbx.transport.base import (
     Address,
     Flow,
-    FlowClosed,
     RateLimiter,
-    Received,
-    SendFailed,
     Transport,
     TransportError,
-    TransportEvent,
     TransportKind,
     TransportSet,
 )
+from cloudpbx.transport.shell import LayerShell, stamp_via
 from cloudpbx.transport.tcp import TCPTransport
 from cloudpbx.transport.udp import UDPTransport
 
@@ -149,35 +134,7 @@ class EndpointStats:
     handler_errors: int = 0  # exceptions raised by the event handler (logged)
 
 
-def _ip_text(host: str) -> str:
-    """A Via host as an IP in canonical text form (hostnames are returned as they are)."""
-    host = host.strip("[]")
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(host))
-    return host
-
-
-def stamp_via(request: Request, source: Address) -> bool:
-    """Add ``received`` / ``rport`` to the request's top Via; True when it changed.
-
-    RFC 3261 §18.2.1: ``received`` when the sent-by host is not the source IP. RFC 3581 §4:
-    with an ``rport`` parameter, ``rport`` is set to the source port and ``received`` is
-    added even when the addresses match. IPv6 ``received`` is written without brackets
-    (RFC 3261 §20.42 grammar; RFC 5118 §4.5).
-    """
-    via = request.via[0]
-    host, port = source
-    rport = via.has_rport
-    if not rport and (via.host == host or _ip_text(via.host) == host):
-        return False  # the fast path: nothing to add, the message stays byte-exact
-    stamped: Via = via.with_param("received", host)
-    if rport:
-        stamped = stamped.with_param("rport", str(port))
-    request.headers.replace_first("via", str(stamped))
-    return True
-
-
-class SipEndpoint:
+class SipEndpoint(LayerShell[TransactionEvent]):
     """One SIP endpoint: a transaction layer, its transports and its single timer.
 
     ``handler`` gets every :class:`~cloudpbx.sip.events.TransactionEvent`. The TU methods
@@ -201,17 +158,14 @@ class SipEndpoint:
             config=config,
             max_server_transactions=max_server_transactions,
         )
+        super().__init__(self.layer, self.new_tag)
         self.transports = TransportSet()
-        self.stats = EndpointStats()
+        self.stats: EndpointStats = EndpointStats()
         self.on_flow_closed: Callable[[Flow], None] | None = None
         self._handler: EventHandler = handler or _ignore
         self._rate_limiter = rate_limiter
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: UDPTransport | None = None
         self._tcp: TCPTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
-        self._pumping = False
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -222,12 +176,6 @@ class SipEndpoint:
     @handler.setter
     def handler(self, handler: EventHandler) -> None:
         self._handler = handler
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
 
     @property
     def udp(self) -> UDPTransport | None:
@@ -271,9 +219,7 @@ class SipEndpoint:
         raise TransportError(f"no {kind.value} transport to reach {remote}")
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         self.transports.close()
         await self.transports.wait_closed()
 
@@ -294,37 +240,6 @@ class SipEndpoint:
         host, port = flow.local
         host = f"[{host}]" if ":" in host else host
         return f"SIP/2.0/{flow.kind.value} {host}:{port};rport;branch={self.new_branch()}"
-
-    # --- from the transports ----------------------------------------------------------------
-
-    def sink(self, event: TransportEvent) -> None:
-        """The transports' sink: called synchronously for each event."""
-        if isinstance(event, Received):
-            self._receive(event.data, event.flow, event.now)
-        elif isinstance(event, FlowClosed):
-            # RFC 3261 §17.1.4 / §17.2.4: transactions on a dead connection fail.
-            self.layer.transport_error_for_address(event.flow, event.now)
-            if self.on_flow_closed is not None:
-                self.on_flow_closed(event.flow)
-        elif isinstance(event, SendFailed) and event.flow is not None:
-            self.layer.transport_error_for_address(event.flow, event.now)
-        self._pump()
-
-    def _receive(self, data: bytes, flow: Flow, now: float) -> None:
-        self.stats.received += 1
-        try:
-            msg = parse_message(data)
-        except ParseError as exc:
-            # RFC 3261 §21.4.1 / RFC 4475: a 400 (505, 513) when a response can be built,
-            # else a silent drop; the answer goes back the way the request came.
-            self.stats.parse_errors += 1
-            answer = bad_request_response(data, exc, to_tag=self.new_tag())
-            if answer is not None:
-                self._transmit(answer, flow, now)
-            return
-        if isinstance(msg, Request) and msg.method != "ACK" and stamp_via(msg, flow.remote):
-            self.stats.stamped += 1  # an ACK gets no response: nothing to route back
-        self.layer.receive(msg, flow, now, reliable=flow.kind.reliable)
 
     # --- from the TU ---------------------------------------------------------------------
 
@@ -355,31 +270,7 @@ class SipEndpoint:
         self._pump()
         return key
 
-    # --- the pump: events out, bytes out, one timer -----------------------------------------
-
-    def _pump(self) -> None:
-        """Drain events to the handler and datagrams to the transports until both are
-        empty, then re-arm the timer. Re-entrant calls (the handler sending) return at once:
-        the outer loop picks up what they queued."""
-        if self._pumping:
-            return
-        self._pumping = True
-        layer = self.layer
-        try:
-            while True:
-                event = layer.next_event()
-                if event is not None:
-                    self._dispatch(event)
-                    continue
-                out = layer.datagrams_to_send()
-                if not out:
-                    break
-                now = self.loop.time()
-                for data, flow in out:
-                    self._transmit(data, flow, now)
-        finally:
-            self._pumping = False
-        self._rearm()
+    # --- LayerShell's hooks: where events and closed flows go ---------------------------------
 
     def _dispatch(self, event: TransactionEvent) -> None:
         try:
@@ -397,36 +288,9 @@ class SipEndpoint:
         with contextlib.suppress(TransactionStateError, UnknownTransactionError):
             self.layer.send_response(response, self.loop.time(), tx_key=tx_key)
 
-    def _transmit(self, data: bytes, flow: Flow, now: float) -> None:
-        try:
-            self.transports.send(data, flow)
-        except TransportError as exc:
-            # RFC 3261 §18.4: report the failure to the transaction layer.
-            self.stats.send_errors += 1
-            logger.debug("send to %s failed: %s", flow, exc)
-            self.layer.transport_error_for_address(flow, now)
-        else:
-            self.stats.sent += 1
-
-    def _rearm(self) -> None:
-        """Keep ONE timer handle, at or before the layer's next deadline. A later deadline
-        keeps the earlier handle (it fires, finds little to do, and re-arms): cheaper than
-        cancelling and re-creating a handle per message."""
-        deadline = self.layer.get_timer()
-        if deadline is None or deadline >= self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        due = self._timer_at
-        self._timer = None
-        self._timer_at = math.inf
-        # call_at may run a hair early (the loop's clock resolution): the deadline is due.
-        self.layer.handle_timer(max(self.loop.time(), due))
-        self._pump()
+    def _flow_closed(self, flow: Flow) -> None:
+        if self.on_flow_closed is not None:
+            self.on_flow_closed(flow)
 
 
 def _ignore(event: TransactionEvent) -> None:

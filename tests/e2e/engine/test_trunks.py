@@ -270,11 +270,10 @@ def test_carrier_challenge_is_answered_with_digest(
     pbx.wait_idle()
     [(call, legs, _events)] = pbx.records()
     assert call.outcome == "answered"
-    outs = sorted(
-        (leg.start_ms, leg.outcome, leg.hangup_cause) for leg in legs if leg.direction == "out"
-    )
-    assert [o[1] for o in outs] == ["no_route", "answered"]
-    assert outs[0][2] == "INVITE failed: 407"
+    # Both out legs may start in the same millisecond: compare them as a set.
+    outs = {(leg.outcome, leg.hangup_cause) for leg in legs if leg.direction == "out"}
+    assert ("no_route", "INVITE failed: 407") in outs
+    assert sorted(outcome for outcome, _cause in outs) == ["answered", "no_route"]
     ha1 = _md5("trunk-user:carrier.test:trunk-pass")
     ha2 = _md5(f"INVITE:sip:89161234567@{HOST}:{out.carrier_port}")
     expected = _md5(f"{ha1}:4e6f6e63652d31323334:{ha2}")  # RFC 2617 §3.2.2.1, no qop

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Final, Protocol
+from typing import Final
 
 from cloudpbx.media.codecs import codec_by_name
 from cloudpbx.media.dtmf import (
@@ -39,6 +39,7 @@ from cloudpbx.media.dtmf import (
     DtmfReceiver,
     parse_info_body,
 )
+from cloudpbx.media.inbound import AudioSink, AudioSinks, decode_slot, expire_event, write_sinks
 from cloudpbx.media.jitter import JitterBuffer
 from cloudpbx.media.player import Pacer
 from cloudpbx.media.relay import LegMedia, RelaySession
@@ -49,13 +50,6 @@ __all__ = ["AudioSink", "CallerInput"]
 log = logging.getLogger(__name__)
 
 _monotonic: Final = time.monotonic
-SAMPLE_RATE: Final = 8000
-
-
-class AudioSink(Protocol):
-    """Gets the caller's audio every 20 ms: PCM16 LE mono 8 kHz, or None (nothing came)."""
-
-    def write(self, pcm: bytes | None) -> None: ...
 
 
 def _decoders(payload_types: Mapping[int, str]) -> dict[int, Callable[[bytes], bytes]]:
@@ -74,7 +68,7 @@ def _event_pt(payload_types: Mapping[int, str]) -> int | None:
     return None
 
 
-class CallerInput:
+class CallerInput(AudioSinks):
     """The caller's digits and audio from the call's relay (see the module docstring).
 
     ``payload_types`` are the ones negotiated with the caller (``Leg.payload_types``).
@@ -111,15 +105,7 @@ class CallerInput:
         relay.set_tap("a", self._tap)
         self._arm()
 
-    # --- sinks and digits ---------------------------------------------------------------
-
-    def add_sink(self, sink: AudioSink) -> None:
-        if sink not in self._sinks:
-            self._sinks.append(sink)
-
-    def remove_sink(self, sink: AudioSink) -> None:
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+    # --- digits (sinks: add_sink / remove_sink from AudioSinks) -----------------------
 
     def info(self, content_type: str, body: bytes) -> bool:
         """A SIP INFO request's body; True when it carried a DTMF key."""
@@ -179,26 +165,14 @@ class CallerInput:
         self._arm()
 
     def _slot(self, at: float) -> None:
-        item = self._jitter.get(at)
-        pcm: bytes | None = None
-        if isinstance(item, RtpPacket):
-            decode = self._decoders.get(item.payload_type)
-            pcm = decode(item.payload) if decode is not None else None
+        pcm = decode_slot(self._jitter, self._decoders, at)
         if self._detector is not None and pcm is not None:
             self._detected(self._detector.feed(pcm))
-        for sink in tuple(self._sinks):
-            try:
-                sink.write(pcm)
-            except Exception:
-                log.exception("caller audio sink %r failed; removed", sink)
-                self.remove_sink(sink)
+        write_sinks(self._sinks, pcm, "caller audio")
 
     def _expire_event(self, now: float) -> None:
         """RFC 4733 §2.5.2.2: an event whose end packets were all lost ends by timeout."""
-        last = self._last_event
-        if last is not None and self._receiver.active is not None:
-            now_ts = (last[0] + round((now - last[1]) * SAMPLE_RATE)) & 0xFFFF_FFFF
-            self._detected(self._receiver.expire(now_ts))
+        self._detected(expire_event(self._receiver, self._last_event, now))
 
     # --- end ------------------------------------------------------------------------------
 
