@@ -794,6 +794,35 @@ def test_peer_reports_give_its_loss_jitter_and_the_round_trip() -> None:
     run(scenario)
 
 
+def test_one_timer_serves_every_leg_and_forgets_closed_ones() -> None:
+    """Issue 4 item 1: the manager's RtcpScheduler keeps every open leg reporting on one loop
+    timer; a closed session's legs drop out (its last report was the BYE)."""
+
+    async def scenario() -> None:
+        ports = port_range()
+        manager = RelayManager(ports, host=HOST, rtcp_interval=0.1)
+        phones = [await phone() for _ in range(6)]
+        sessions = [
+            await open_call(manager, phones[2 * i], phones[2 * i + 1], PCMU_ONLY, PCMU_ONLY)
+            for i in range(3)
+        ]
+        async with asyncio.timeout(3):
+            while min(leg.rtcp_sent for s in sessions for leg in s.legs) < 2:
+                await asyncio.sleep(0.05)
+        sessions[0].close()
+        closed_counts = [leg.rtcp_sent for leg in sessions[0].legs]
+        before = [leg.rtcp_sent for s in sessions[1:] for leg in s.legs]
+        await asyncio.sleep(1.0)  # the bandwidth rule makes it 0.4 s x 0.5-1.5 here
+        assert [leg.rtcp_sent for leg in sessions[0].legs] == closed_counts
+        after = [leg.rtcp_sent for s in sessions[1:] for leg in s.legs]
+        assert all(n > m for n, m in zip(after, before, strict=True))
+        manager.close()
+        for p in phones:
+            p.close()
+
+    run(scenario)
+
+
 def test_quality_per_leg_for_the_call_record() -> None:
     """Issue 4 item 1 / CDR-1: RelaySession.quality() gives each leg's figures as JSON."""
 
