@@ -83,7 +83,7 @@ from cloudpbx.media.inbound import AudioSink, AudioSinks, decode_slot, expire_ev
 from cloudpbx.media.jitter import JitterBuffer, JitterStats
 from cloudpbx.media.player import FRAME_SAMPLES, AudioSource, Pacer, PacerStats
 from cloudpbx.media.ports import RtpPortAllocator, bind_rtp_pair
-from cloudpbx.media.relay import LegMedia
+from cloudpbx.media.relay import LegMedia, canonical_address
 from cloudpbx.media.rtcp import (
     Bye,
     ReceiverReport,
@@ -373,6 +373,9 @@ class MediaStream(AudioSinks, asyncio.DatagramProtocol):
         if self.closed:
             raise MediaStreamError("stream closed")
         remote = remote if remote is not None else media.remote
+        if remote is not None:
+            # 4-tuples and long IPv6 forms compare equal to what the socket reports (latching).
+            remote = canonical_address(remote, ipv6_socket=":" in self.local_address[0])
         self.remote = remote
         self.media = media
         self._latch.strict = media.strict
