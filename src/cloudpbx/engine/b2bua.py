@@ -5,8 +5,9 @@ Issue 5 items 4-5. The flow of one call:
 1. **INVITE** (:meth:`B2bua.on_invite`, synchronous, no database): the caller must prove a
    port's credentials with Digest (RFC 3261 §22.3: 407 + ``Proxy-Authenticate``, shared nonces
    with the registrar); the caller *is* that port, ``From`` is never trusted (PRODUCT.md §3a).
-   The dialled number (Request-URI user) is looked up in the caller's client snapshot: unknown
-   → 404. No usable offer → 488 (a late offer, an INVITE without SDP, is not served yet).
+   The dialled number (Request-URI user) is looked up in the caller's client snapshot; a
+   telephone or emergency number that is not the client's goes out through a trunk
+   (:mod:`cloudpbx.engine.outbound`); anything else → 404. No usable offer → 488 (a late offer, an INVITE without SDP, is not served yet).
 2. **Media**: one :class:`~cloudpbx.media.relay.RelaySession` is opened for the call; side
    ``a`` answers the caller's offer (one G.711 law, ``telephone-event`` when offered), side
    ``b`` is offered to every phone we ring (PCMU, PCMA, telephone-event). The relay maps
@@ -35,7 +36,8 @@ Issue 5 items 4-5. The flow of one call:
 4. **During the call**: re-INVITE/UPDATE hold (``sendonly``/``inactive``/``c=0.0.0.0``)
    plays the client's music on hold to the held party; unhold stops it. Session timers
    (RFC 4028, in the dialog layer) and the relay's RTP inactivity timeout end dead calls; the
-   callee port's max incoming duration ends the bridge with BYE.
+   callee port's max incoming duration ends the bridge with BYE. The callee's REFER is a
+   blind transfer (:mod:`cloudpbx.engine.transfer`): the caller goes on to that number.
 5. **End**: the caller's CANCEL or BYE, the interpreter's :class:`EndCall` (a final status
    for an unanswered caller, else BYE), an administrator's hang-up (AC-1). Every call is in
    the :class:`~cloudpbx.engine.active_calls.CallRegistry` while it lasts and in the CDR
@@ -70,6 +72,7 @@ from cloudpbx.engine.active_calls import ActiveCall, ActiveLeg, CallState
 from cloudpbx.engine.call import Call, Leg, LegPlayer, LegState, epoch_ms
 from cloudpbx.engine.pickup import is_pickup_code, pick_up
 from cloudpbx.engine.recording import RecordingResult, RelayRecording
+from cloudpbx.engine.transfer import Transfers
 from cloudpbx.media.player import FileSource, ToneSource
 from cloudpbx.media.relay import Direction, LegMedia, RelayError, RelayLeg, RelaySession
 from cloudpbx.media.tones import tone_plan
@@ -83,6 +86,7 @@ from cloudpbx.sip.events import (
     DialogAckReceived,
     DialogId,
     DialogRequest,
+    DialogResponse,
     DialogTerminated,
     EarlyDialog,
     IncomingCall,
@@ -200,6 +204,7 @@ class B2bua:
         self.fax = fax  # FaxService (engine/fax.py) or None: FAXRECEIVER not available
         self.actions = actions  # engine/actions CallActions (voice menu, voicemail) or None
         self.trunks: Any = None  # engine/trunks.py TrunkService (TRK-1) or None: no carriers
+        self.transfers = Transfers(self)  # REFER: blind transfer (§4.9, RFC 3515)
         self.calls: dict[str, Call] = {}
         self._by_dialog: dict[DialogId, Leg] = {}
         self._by_key: dict[CallKey, Leg] = {}
@@ -263,6 +268,11 @@ class B2bua:
             return
         number = snapshot.numbers.get(dialled) if snapshot is not None else None
         if number is None:
+            # Imported here: outbound uses trunks, which imports this module (a cycle).
+            from cloudpbx.engine.outbound import dial_out
+
+            if dial_out(self, event, port, snapshot, dialled):
+                return  # TRK-1: an external or emergency number, dialled out through a trunk
             self._count("404")
             self._reject(event, 404)  # DP-4: 404 only when the dialled number does not exist
             return
@@ -407,9 +417,7 @@ class B2bua:
         if isinstance(event, PrackReceived) and not event.needs_answer:
             return
         if event.request.method == "REFER":
-            # Transfer is not built: refuse it rather than accept and do nothing (§8.2.1).
-            log.info("not implemented: REFER (transfer) in call dialog %s", event.dialog_id)
-            self.stack.respond(event.tx_key, 501)
+            self.transfers.on_refer(event)  # blind transfer (engine/transfer.py, RFC 3515)
             return
         if event.request.method == "INFO" and self.actions is not None:
             leg = self._by_dialog.get(event.dialog_id)
@@ -417,6 +425,10 @@ class B2bua:
                 self.actions.info(leg.call, event.request)  # a menu key (IVR-1)
         # INFO (DTMF), NOTIFY, MESSAGE, OPTIONS in a dialog: accepted.
         self.stack.respond(event.tx_key, 200)
+
+    def on_dialog_response(self, event: DialogResponse) -> None:
+        if event.method == "NOTIFY":
+            self.transfers.on_response(event)  # a transfer's final NOTIFY, then BYE
 
     _HANDLERS: dict[type, Callable[[B2bua, Any], None]] = {
         IncomingCall: on_invite,
@@ -432,6 +444,7 @@ class B2bua:
         Update: on_reinvite,
         DialogAckReceived: on_ack,
         DialogRequest: on_dialog_request,
+        DialogResponse: on_dialog_response,
         PrackReceived: on_dialog_request,
     }
 
@@ -542,6 +555,9 @@ class B2bua:
             return run.goto(outcome.dialplan, _utcnow(), number=outcome.number, answered=True)
         if isinstance(outcome, Classified):  # CLS-1: leave by found_step / not_found_step
             return run.classified(outcome.found, _utcnow(), detail=outcome.detail)
+        transferred = self.transfers.resume(call, run, _utcnow())
+        if transferred is not None:  # the callee REFERred the caller: that number's dialplan
+            return transferred
         return run.report(outcome, _utcnow(), answered=call.answered)
 
     def _goto(self, call: Call, snapshot: Any, run: CallRun, decision: RunAction) -> Decision:
@@ -1035,6 +1051,7 @@ class B2bua:
         if call.outcome is None:
             call.outcome = "answered" if call.answered else "cancelled"
         self.calls.pop(call.uuid, None)
+        self.transfers.forget(call)
         self._safe(self.registry.remove, call.uuid)
         self._safe(self.cdr.call_ended, call)
 

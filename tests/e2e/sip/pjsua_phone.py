@@ -27,6 +27,9 @@ line:
   "on_ms": 100, "off_ms": 100}`` -> RFC 4733 events or SIP INFO (``Call.sendDtmf``), or
   in-band tone pairs (a ToneGenerator playing into the call);
   ``{"event": "dtmf_sent", "method": ...}`` once handed over (in-band: once played)
+- ``{"cmd": "xfer", "uri": "sip:201@127.0.0.1:5080"}`` -> a blind transfer (REFER, RFC 3515)
+  of the newest active call (``Call.xfer``); each NOTIFY about it is reported as
+  ``{"event": "xfer_status", "code": 100, "reason": "Trying", "final": false}``
 - ``{"cmd": "quit"}`` -> ``{"event": "bye"}`` and exit
 
 Incoming calls are reported as ``incoming`` and, by default, answered at once (180, then
@@ -137,6 +140,9 @@ class Call(pj.Call):  # type: ignore[misc]
     def onDtmfDigit(self, prm: Any) -> None:
         method = _DTMF_METHODS.get(prm.method, str(prm.method))
         emit(event="dtmf", digit=prm.digit, method=method, call_id=self.getInfo().callIdString)
+
+    def onCallTransferStatus(self, prm: Any) -> None:
+        emit(event="xfer_status", code=prm.statusCode, reason=prm.reason, final=prm.finalNotify)
 
 
 class Account(pj.Account):  # type: ignore[misc]
@@ -295,6 +301,9 @@ class Phone:
     def hangup(self) -> None:
         self.ep.hangupAllCalls()
 
+    def xfer(self, uri: str) -> None:
+        self._newest_call().xfer(uri, pj.CallOpParam(True))
+
     def audio(self) -> Any:
         """The AudioMedia of the newest call with active audio."""
         for call in reversed(self.calls):
@@ -438,6 +447,8 @@ def handle(phone: Phone, command: dict[str, Any]) -> bool:
             phone.answer(command.get("code", 200))
         case "hangup":
             phone.hangup()
+        case "xfer":
+            phone.xfer(command["uri"])
         case "quit":
             return False
         case _:
