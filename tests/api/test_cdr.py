@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import openpyxl
 import pytest
 from sqlalchemy import select
 
@@ -101,7 +102,8 @@ def acme(world: Any) -> dict[str, Any]:
             answered=False,
         ),
     }
-    return {"cid": cid, "calls": calls, "admin": world.caller(Level.CLIENT_ADMIN, cid)}
+    admin = world.caller(Level.CLIENT_ADMIN, cid)
+    return {"cid": cid, "calls": calls, "admin": admin, "world": world}
 
 
 # --- search (CDR-2) --------------------------------------------------------------------------
@@ -307,8 +309,7 @@ def test_client_user_sees_only_calls_of_own_numbers(world):
 
 
 def test_csv_export_has_bom_header_and_filtered_rows(acme):
-    """CDR-2: CSV export with a BOM for Excel, a header row and the search's filters; XLSX is
-    a clear 501."""
+    """CDR-2: CSV export with a BOM for Excel, a header row and the search's filters."""
     admin, cid, calls = acme["admin"], acme["cid"], acme["calls"]
     response = admin.get(f"{API}/clients/{cid}/calls/export.csv?number=1112233")
     assert response.status_code == 200, response.text
@@ -325,11 +326,91 @@ def test_csv_export_has_bom_header_and_filtered_rows(acme):
     assert out["steps"] == "1"
     semi = admin.get(f"{API}/clients/{cid}/calls/export.csv?delimiter=semicolon")
     assert semi.content.decode("utf-8-sig").splitlines()[0].startswith("id;uuid;")
-    # XLSX is not available in this installation, and says why.
-    response = acme["admin"].get(f"{API}/clients/{acme['cid']}/calls/export.xlsx")
-    assert response.status_code == 501
-    assert response.json()["code"] == "not_implemented"
-    assert "openpyxl" in response.json()["message"]
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def xlsx_rows(caller: Any, cid: int, query: str = "") -> list[tuple[Any, ...]]:
+    """The rows of an XLSX export (header first), opened with openpyxl."""
+    response = caller.get(f"{API}/clients/{cid}/calls/export.xlsx{query}")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == XLSX
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    return list(sheet.iter_rows(values_only=True))
+
+
+def test_xlsx_export_matches_csv_with_typed_cells(acme):
+    """CDR-2: the XLSX export has the CSV's header, rows and order; times are Excel date-times
+    (start_local in the client's zone), cost a number with 2-4 decimals, numbers text."""
+    admin, cid, calls = acme["admin"], acme["cid"], acme["calls"]
+    response = admin.get(f"{API}/clients/{cid}/calls/export.xlsx?number=1112233")
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith("attachment")
+    assert disposition.endswith('.xlsx"')
+    assert int(response.headers["content-length"]) == len(response.content)
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    header = [c.value for c in sheet[1]]
+    csv_text = admin.get(f"{API}/clients/{cid}/calls/export.csv?number=1112233").content
+    csv_rows = list(csv.reader(io.StringIO(csv_text.decode("utf-8-sig"))))
+    assert header == csv_rows[0]
+    assert all(c.font.b for c in sheet[1])
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["B"].width == 38
+    assert [sheet.cell(r, 1).value for r in (2, 3)] == [calls["out"], calls["in"]]
+    assert sheet.max_row == 3
+    out = {name: sheet.cell(2, i) for i, name in enumerate(header, 1)}
+    assert out["caller"].value == "+74951112233"
+    assert out["caller"].data_type == "s"
+    assert out["caller"].number_format == "@"
+    assert out["internal_number"].value == "102"
+    assert out["start_utc"].is_date
+    assert out["start_local"].is_date
+    assert out["start_utc"].value == datetime(2024, 5, 2, 10, 0)
+    assert out["start_local"].value == datetime(2024, 5, 2, 13, 0)  # Europe/Moscow
+    assert out["cost"].value == pytest.approx(1.25)
+    assert out["cost"].data_type == "n"
+    assert out["cost"].number_format == "0.00##"
+    assert out["duration_ms"].value == 65000
+    assert out["billable_s"].value == 60
+    assert out["steps"].value == "1"
+    assert [int(r[0]) for r in csv_rows[1:]] == [calls["out"], calls["in"]]
+
+
+def test_xlsx_export_sort_filters_and_empty_values(acme):
+    """CDR-2: sort and filters as the search; an unanswered call has an empty answer cell; a
+    parameter only CSV knows is a 422; a text value that looks like a formula stays text."""
+    admin, cid, calls = acme["admin"], acme["cid"], acme["calls"]
+    rows = xlsx_rows(admin, cid, "?sort=start_ms")
+    assert [r[0] for r in rows[1:]] == [calls["in"], calls["out"], calls["internal"]]
+    internal = rows[3]
+    assert internal[4] is None  # answer_utc
+    assert internal[8:10] == ("101", "102")
+    assert [r[0] for r in xlsx_rows(admin, cid, "?direction=internal")[1:]] == [calls["internal"]]
+    assert xlsx_rows(admin, cid, "?from=2030-01-01")[1:] == []
+    bad = admin.get(f"{API}/clients/{cid}/calls/export.xlsx?delimiter=semicolon")
+    assert bad.status_code == 422
+    formula = add_call(acme["world"].engine, cid, caller="=1+2", start_ms=ms("2024-06-01T00:00:00"))
+    rows = xlsx_rows(admin, cid, "?from=2024-06-01")
+    assert rows[1][0] == formula
+    assert rows[1][8] == "=1+2"
+
+
+def test_xlsx_export_tenancy_and_client_user(world):
+    """ADM-4: another client's calls never appear and its export is a 404; ADM-1: a client
+    user's export holds only the calls of their numbers."""
+    a, b = world.client("A"), world.client("B")
+    call_a = add_call(world.engine, a)
+    call_b = add_call(world.engine, b)
+    admin_b = world.caller(Level.CLIENT_ADMIN, b)
+    assert [r[0] for r in xlsx_rows(admin_b, b)[1:]] == [call_b]
+    assert admin_b.get(f"{API}/clients/{a}/calls/export.xlsx").status_code == 404
+    assert [r[0] for r in xlsx_rows(world.caller(Level.CLIENTS_ADMIN), a)[1:]] == [call_a]
+    own = add_call(world.engine, b, internal_number="101", called="+74950000001")
+    add_call(world.engine, b, internal_number="200", called="+74950000002")
+    user = _client_user(world, b, internal="101", external="+74957654321")
+    assert sorted(r[0] for r in xlsx_rows(user, b)[1:]) == sorted([call_b, own])
 
 
 # --- recordings and faxes (CDR-2, FAX-1) -----------------------------------------------------

@@ -311,8 +311,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Export call detail records as XLSX (not implemented)
-         * @description CDR-2 XLSX export needs an XLSX writer (openpyxl) that this installation lacks.
+         * Export call detail records as XLSX
+         * @description CDR-2 export as an Excel workbook: the CSV's rows and columns (same filters, sort and
+         *     1,000,000-call cap), times as Excel date-times, cost as a number, numbers as text.
          */
         get: operations["export_calls_xlsx"];
         put?: never;
@@ -5099,7 +5100,22 @@ export interface operations {
     };
     export_calls_xlsx: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description start of the period (inclusive): ISO 8601 date or date-time, or epoch ms; without a UTC offset it is the client's local time */
+                from?: string | null;
+                /** @description end of the period (exclusive; a bare date includes that whole day) */
+                to?: string | null;
+                /** @description calling number, exact */
+                caller?: string | null;
+                /** @description called number, exact */
+                called?: string | null;
+                internal_number?: string | null;
+                /** @description caller or called: +E.164 or fewer than 3 digits exactly, otherwise the trailing digits (at most the last 10 compared) */
+                number?: string | null;
+                outcome?: ("answered" | "no_answer" | "busy" | "no_route" | "cancelled" | "loop" | "failed") | null;
+                direction?: ("incoming" | "internal" | "local" | "long_distance" | "international" | "toll_free" | "emergency") | null;
+                sort?: "-start_ms" | "start_ms" | "-duration_ms" | "duration_ms";
+            };
             header?: never;
             path: {
                 /** @description client id */
@@ -5115,7 +5131,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": unknown;
                 };
             };
             /** @description Validation Error */
@@ -5126,13 +5142,6 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
-            };
-            /** @description not implemented */
-            501: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
             };
         };
     };

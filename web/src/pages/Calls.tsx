@@ -201,9 +201,14 @@ export function CallsPage({ clientId }: { clientId: number }) {
     <Stack>
       <Group justify="space-between">
         <Title order={2}>{t("menu.cdr")}</Title>
-        <Button component="a" variant="light" href={withQuery(`/api/v1/clients/${clientId}/calls/export.csv`, { ...debounced })}>
-          CSV
-        </Button>
+        <Group gap="xs">
+          <Button component="a" variant="light" href={withQuery(`/api/v1/clients/${clientId}/calls/export.csv`, { ...debounced })}>
+            CSV
+          </Button>
+          <Button component="a" variant="light" href={withQuery(`/api/v1/clients/${clientId}/calls/export.xlsx`, { ...debounced })}>
+            XLSX
+          </Button>
+        </Group>
       </Group>
       <Group align="end">
         <TextInput type="date" label={text(["С", "From"])} value={filters.from} onChange={(e) => set({ from: e.currentTarget.value })} />
