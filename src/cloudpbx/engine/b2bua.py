@@ -5,9 +5,10 @@ Issue 5 items 4-5. The flow of one call:
 1. **INVITE** (:meth:`B2bua.on_invite`, synchronous, no database): the caller must prove a
    port's credentials with Digest (RFC 3261 §22.3: 407 + ``Proxy-Authenticate``, shared nonces
    with the registrar); the caller *is* that port, ``From`` is never trusted (PRODUCT.md §3a).
-   The dialled number (Request-URI user) is looked up in the caller's client snapshot; a
-   telephone or emergency number that is not the client's goes out through a trunk
-   (:mod:`cloudpbx.engine.outbound`); anything else → 404. No usable offer → 488 (a late offer, an INVITE without SDP, is not served yet).
+   The dialled number (Request-URI user) is looked up in the caller's client snapshot (its
+   own DIDs also in national form); a telephone or emergency number that is not the client's
+   goes out through a trunk (:mod:`cloudpbx.engine.outbound`); anything else → 404. No usable
+   offer → 488 (a late offer, an INVITE without SDP, is not served yet).
 2. **Media**: one :class:`~cloudpbx.media.relay.RelaySession` is opened for the call; side
    ``a`` answers the caller's offer (one G.711 law, ``telephone-event`` when offered), side
    ``b`` is offered to every phone we ring (PCMU, PCMA, telephone-event). The relay maps
@@ -267,12 +268,14 @@ class B2bua:
             pick_up(self, event, port, snapshot)  # PG-1: 888# takes a call ringing in the group
             return
         number = snapshot.numbers.get(dialled) if snapshot is not None else None
-        if number is None:
+        if number is None and snapshot is not None:
             # Imported here: outbound uses trunks, which imports this module (a cycle).
-            from cloudpbx.engine.outbound import dial_out
+            from cloudpbx.engine.outbound import dial_out, own_number, plan_of
 
-            if dial_out(self, event, port, snapshot, dialled):
+            number = own_number(snapshot, dialled, plan_of(self))
+            if number is None and dial_out(self, event, port, snapshot, dialled):
                 return  # TRK-1: an external or emergency number, dialled out through a trunk
+        if number is None:
             self._count("404")
             self._reject(event, 404)  # DP-4: 404 only when the dialled number does not exist
             return

@@ -113,6 +113,21 @@ def dial_out(b2bua: Any, event: IncomingCall, port: Any, snapshot: Any, dialled:
     return True
 
 
+def own_number(snapshot: Any, dialled: str, plan: NumberingPlan) -> Any:
+    """NUM-1: the client's own external number dialled in any national form (``8495…``,
+    ``495…``, a 7-digit local number): its NumberInfo, so the call runs that number's
+    dialplan inside the PBX instead of going out and back through a carrier; else None."""
+    dest = destination(dialled, plan, snapshot.area_code)
+    if dest is None or dest.direction is Direction.EMERGENCY:
+        return None
+    return snapshot.numbers.get(dest.number)
+
+
+def plan_of(b2bua: Any) -> NumberingPlan:
+    """The installation's numbering plan as the trunks know it (§3a)."""
+    return _plan(b2bua)
+
+
 def _plan(b2bua: Any) -> NumberingPlan:
     plan = getattr(b2bua.trunks, "numbering", None)
     return plan if isinstance(plan, NumberingPlan) else NumberingPlan()

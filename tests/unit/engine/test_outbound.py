@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudpbx.engine.outbound import Destination, destination, direction_allowed
+from cloudpbx.engine.outbound import Destination, destination, direction_allowed, own_number
 from cloudpbx.numbers import Direction, NumberingPlan
 
 PLAN = NumberingPlan()
@@ -60,3 +60,17 @@ def test_direction_limits_never_block_emergency() -> None:
     assert direction_allowed(Direction.INTERNATIONAL, DEFAULT_ALLOWED | {"international"})
     assert direction_allowed(Direction.EMERGENCY, frozenset())
     assert not direction_allowed(Direction.LOCAL, frozenset({"internal"}))
+
+
+class _Snapshot:
+    area_code = "495"
+    numbers = {"+74951234567": "the DID's NumberInfo", "101": "an extension"}
+
+
+def test_own_external_number_in_national_form_stays_inside() -> None:
+    """NUM-1, TRK-1: a phone dialling its own client's DID as 8495…, 495… or 7 local digits
+    reaches that number's dialplan, not the carrier; other numbers and 112 are not the client's."""
+    for dialled in ("84951234567", "4951234567", "1234567", "+74951234567"):
+        assert own_number(_Snapshot(), dialled, PLAN) == "the DID's NumberInfo"
+    assert own_number(_Snapshot(), "89161234567", PLAN) is None
+    assert own_number(_Snapshot(), "112", PLAN) is None
