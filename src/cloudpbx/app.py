@@ -20,6 +20,7 @@ from cloudpbx.api.routes import (
     dialplans,
     numbering,
     system,
+    webhooks,
 )
 from cloudpbx.api.state import AppState, LoginLimiter
 from cloudpbx.config import Settings, get_settings
@@ -42,7 +43,7 @@ def build_state(settings: Settings) -> AppState:
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, system, clients, numbering, components, dialplans, cdr, calls):
+    for module in (auth, system, clients, numbering, components, dialplans, cdr, calls, webhooks):
         api.include_router(module.router)
     return api
 

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = None
 
+    # CRM webhooks (docs/webhooks.md): allow URLs resolving to loopback/private/link-local
+    # addresses. Off by default: a client could otherwise make the server call its own LAN (SSRF).
+    webhooks_allow_private: bool = False
+
     default_timezone: str = "Europe/Moscow"
     # PRODUCT.md §3a: installation country and emergency numbers.
     country_code: str = "7"

@@ -46,6 +46,7 @@ from cloudpbx.db.models import (
     VoiceMenu,
     VoiceMenuKey,
 )
+from cloudpbx.db.models.telephony import Webhook
 from cloudpbx.db.session import make_sessionmaker
 from cloudpbx.rights import PRESETS, Level
 from cloudpbx.security import SecretBox
@@ -107,6 +108,9 @@ def furnished_client(engine: Engine, name: str, digits: str) -> dict[str, int]:
                 ],
             )
         )
+        hook = _add(
+            s, Webhook(client_id=cid, url="https://crm.example.com/", secret_enc=box.seal("s" * 16))
+        )
         call, recording, fax = _call(s, cid, number.number)
         user = _user(s, cid, name, number.id)
         audit = _add(
@@ -141,6 +145,7 @@ def furnished_client(engine: Engine, name: str, digits: str) -> dict[str, int]:
                 "faxes": fax.id,
                 "users": user.id,
                 "audit": audit.id,
+                "webhooks": hook.id,
             }
         )
         return ids

@@ -44,6 +44,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "content": "name,clip\nИван,+79160000001\n".encode(),
         "headers": {"Content-Type": "text/csv"},
     },
+    ("post", "/api/v1/clients/{client_id}/webhooks"): {
+        "json": {"url": "https://crm.example.com/", "secret": "s" * 16}
+    },
     ("post", "/api/v1/clients/{client_id}/billing-account/payments"): {
         "json": {"amount": "10.00", "comment": "x"}
     },

@@ -48,6 +48,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloudpbx.billing.charge import charge_call
 from cloudpbx.cdr import store
 from cloudpbx.db.base import now_ms
 from cloudpbx.db.models import Call, CallLeg
@@ -96,6 +97,7 @@ class _Batch:
     new_calls: dict[str, int] = field(default_factory=dict)
     new_legs: dict[str, tuple[str, int]] = field(default_factory=dict)
     closed: set[str] = field(default_factory=set)
+    charged: set[int] = field(default_factory=set)  # clients whose account this batch charged
 
     # The session's identity map holds objects weakly: these keep a batch's rows loaded so
     # that each is selected at most once per transaction.
@@ -131,6 +133,7 @@ class _Batch:
         self.session.commit()
         self.ids.calls.update(self.new_calls)
         self.ids.legs.update(self.new_legs)
+        self.ids.charged.update(self.charged)
         for call_uuid in self.closed:
             self.ids.forget(call_uuid)
 
@@ -141,6 +144,7 @@ class _Ids:
 
     calls: dict[str, int] = field(default_factory=dict)
     legs: dict[str, tuple[str, int]] = field(default_factory=dict)  # key → (call uuid, id)
+    charged: set[int] = field(default_factory=set)  # taken by the loop side after each batch
 
     def forget(self, call_uuid: str) -> None:
         self.calls.pop(call_uuid, None)
@@ -222,7 +226,10 @@ class _CloseCall(_Op):
     values: dict[str, Any]
 
     def apply(self, b: _Batch) -> None:
-        store.close_call(b.session, b.call(self.uuid), **self.values)
+        call = store.close_call(b.session, b.call(self.uuid), **self.values)
+        # CDR-1 cost, ADM-6: rated and charged in the transaction that closes the call.
+        if not self.values.get("cost") and charge_call(b.session, call) > 0:
+            b.charged.add(call.client_id)
         b.closed.add(self.uuid)
 
 
@@ -354,6 +361,7 @@ class CdrWriter:
         heartbeat_s: float = 30.0,
         recordings_dir: Path | None = None,
         backoff_s: Sequence[float] = BACKOFF_S,
+        on_charged: Callable[[int], None] | None = None,
     ) -> None:
         self._clock = clock_ms
         self._batch_size = batch_size
@@ -372,6 +380,9 @@ class CdrWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.stats = CdrStats()
+        # ADM-5: told (on the loop) the id of each client charged by a written batch, so that
+        # the engine's snapshot learns the new balance (EngineRuntime: snapshots.invalidate).
+        self.on_charged = on_charged
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -728,8 +739,20 @@ class CdrWriter:
         self.stats.dropped = self._applier.dropped
         if ops:
             self._applied = ops[-1].seq
+        self._notify_charged()
         async with self._progress:
             self._progress.notify_all()
+
+    def _notify_charged(self) -> None:
+        # The executor runs one batch at a time and is idle here: the set is ours to take.
+        charged, self._applier.ids.charged = self._applier.ids.charged, set()
+        if self.on_charged is None:
+            return
+        for client_id in sorted(charged):
+            try:
+                self.on_charged(client_id)
+            except Exception:
+                log.exception("CDR: on_charged(%d) failed", client_id)
 
     async def _sleep_until_woken(self, timeout: float) -> None:
         assert self._wake is not None

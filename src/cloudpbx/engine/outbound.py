@@ -12,6 +12,9 @@ A port that dials a number its client does not have (``B2bua.on_invite``'s 404 s
   :func:`cloudpbx.numbers.classify`) and checked against the client's ADM-5
   ``allowed_directions`` (a forbidden direction: 403, an event ``forbidden`` in the call
   record). Not a telephone number → the 404 stays.
+* **Spend limit** (ADM-5, :func:`cloudpbx.billing.limits.spend_refusal`): a rated client whose
+  available balance (balance + credit limit, from the snapshot) is ≤ 0 gets 403 and an event
+  ``spend_limit`` for any call out but an emergency one.
 * The call is dialled by the forwarding-number code of :mod:`cloudpbx.engine.trunks`
   (``TrunkService.caller_id``/``route`` and ``_Dial``): the port's external caller ID in From and
   P-Asserted-Identity, its operator's trunk when usable, else the first usable trunk; the
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from cloudpbx.billing.limits import spend_refusal
 from cloudpbx.dialplan.interpreter import EndCall, Ending, Outcome, RunAction
 from cloudpbx.dialplan.model import Action, Step
 from cloudpbx.engine.b2bua import offer_of
@@ -100,7 +104,12 @@ def dial_out(b2bua: Any, event: IncomingCall, port: Any, snapshot: Any, dialled:
     if dest is None:
         return False
     if not direction_allowed(dest.direction, snapshot.limits.allowed_directions):
-        _forbidden(b2bua, event, port, dest)
+        detail = f"direction {dest.direction.value} not allowed for the client (ADM-5)"
+        _forbidden(b2bua, event, port, dest, "forbidden", detail)
+        return True
+    refusal = None if dest.direction is Direction.EMERGENCY else spend_refusal(snapshot)
+    if refusal is not None:
+        _forbidden(b2bua, event, port, dest, "spend_limit", refusal)
         return True
     offer = _offer(event)
     if offer is None:
@@ -166,10 +175,13 @@ def _call(b2bua: Any, event: IncomingCall, port: Any, dest: Destination) -> Call
     return call
 
 
-def _forbidden(b2bua: Any, event: IncomingCall, port: Any, dest: Destination) -> None:
-    """ADM-5: 403, and a call record with the refusal so the attempt is visible (CDR-1)."""
-    log.info("port %s: %s call to %s not allowed: 403", port.login, dest.direction, dest.number)
-    b2bua._count("403_direction")
+def _forbidden(
+    b2bua: Any, event: IncomingCall, port: Any, dest: Destination, kind: str, detail: str
+) -> None:
+    """ADM-5: 403, and a call record with the refusal (event ``kind``) so the attempt is
+    visible (CDR-1)."""
+    log.info("port %s: call to %s refused (%s): 403", port.login, dest.number, detail)
+    b2bua._count("403_direction" if kind == "forbidden" else f"403_{kind}")
     call = Call(
         client_id=port.client_id,
         caller_port_id=port.id,
@@ -182,8 +194,7 @@ def _forbidden(b2bua: Any, event: IncomingCall, port: Any, dest: Destination) ->
     )
     b2bua._safe(b2bua.cdr.call_started, call)
     b2bua._safe(b2bua.cdr.leg_added, call, leg)
-    detail = f"direction {dest.direction.value} not allowed for the client (ADM-5)"
-    b2bua._event(call, "forbidden", None, detail)
+    b2bua._event(call, kind, None, detail)
     call.outcome = "no_route"
     b2bua._end_caller(call, 403)
     b2bua._safe(b2bua.cdr.call_ended, call)

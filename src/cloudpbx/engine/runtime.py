@@ -49,6 +49,7 @@ from cloudpbx.engine.trunks import TrunkService, TrunkStatus, trunk_summary
 from cloudpbx.media.ports import RtpPortAllocator
 from cloudpbx.media.relay import RelayManager
 from cloudpbx.security import SecretBox
+from cloudpbx.services.webhooks import WebhookService, db_loader
 
 __all__ = ["EngineRuntime", "Listening"]
 
@@ -89,7 +90,10 @@ class EngineRuntime:
         self.qualify_interval = qualify_interval
         self.registry = CallRegistry()
         self.snapshots = SnapshotStore(sessions, secret_box, settings)
-        self.cdr = CdrWriter(sessions, recordings_dir=settings.recordings_dir)
+        # A rated call changed a client's balance: its snapshot (spend limit) is rebuilt.
+        self.cdr = CdrWriter(
+            sessions, recordings_dir=settings.recordings_dir, on_charged=self.snapshots.invalidate
+        )
         self.ports = RtpPortAllocator(settings.rtp_port_min, settings.rtp_port_max)
         self.relays = RelayManager(
             self.ports,
@@ -134,6 +138,12 @@ class EngineRuntime:
         self.control = LocalEngineControl(
             self.registry, hangup=self.b2bua.hangup, port_status=self.port_status
         )
+        # PRODUCT.md §6: call events POSTed, signed, to the clients' CRMs (docs/webhooks.md).
+        self.webhooks = WebhookService(
+            self.registry,
+            db_loader(sessions, secret_box),
+            allow_private=settings.webhooks_allow_private,
+        )
         self.listening: Listening | None = None
         self._started = False
 
@@ -155,6 +165,7 @@ class EngineRuntime:
             ws = await self.stack.listen_ws(host, self.ws_port)
         restored = await self.registrar_service.start(udp_flow_to=self.stack.udp_flow_to)
         trunks = await self.trunks.start()
+        hooks = await self.webhooks.start()
         self.listening = Listening(udp=udp, tcp=tcp, ws=ws)
         log.info(
             "SIP engine: %d client(s), %d registration(s) restored, UDP/TCP %s:%d, WS %s",
@@ -165,6 +176,7 @@ class EngineRuntime:
             f"{ws[0]}:{ws[1]}" if ws else "off",
         )
         log.info("trunks: %d (%s)", trunks, trunk_summary(list(self.trunk_status().values())))
+        log.info("webhooks: %d active", hooks)
         return self.listening
 
     async def stop(self) -> None:
@@ -173,6 +185,7 @@ class EngineRuntime:
             return
         self._started = False
         await self.b2bua.close()
+        await self.webhooks.stop()
         if self.b2bua.actions is not None:
             await self.b2bua.actions.close()  # voicemail mails still being sent get a moment
         await self.registrar_service.stop()
@@ -185,6 +198,7 @@ class EngineRuntime:
     def invalidate(self, client_id: int) -> None:
         """The API changed the client's configuration: rebuild its snapshot (any thread)."""
         self.snapshots.invalidate(client_id)
+        self.webhooks.invalidate(client_id)
 
     def reload_trunks(self) -> None:
         """The API changed an operator (TRK-1): reload the trunks (any thread)."""

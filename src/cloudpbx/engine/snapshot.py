@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloudpbx.config import Settings
 from cloudpbx.db.models import (
+    BillingAccount,
     Classifier,
     Client,
     Contact,
@@ -66,6 +67,7 @@ from cloudpbx.dialplan.convert import step_from_row
 from cloudpbx.security import SecretBox
 
 __all__ = [
+    "BillingInfo",
     "ClassifierInfo",
     "ClientLimits",
     "ClientSnapshot",
@@ -256,6 +258,17 @@ class ClientLimits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BillingInfo:
+    """ADM-6 billing account as of the snapshot's build (ADM-5 spend limit, billing/limits.py);
+    the CDR writer has the snapshot rebuilt after charging the client."""
+
+    tariff_id: int | None
+    currency: str
+    balance: Decimal
+    credit_limit: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientSnapshot:
     """Everything the engine needs of one client, immutable, at one ``generation``."""
 
@@ -279,6 +292,7 @@ class ClientSnapshot:
     voicemail_boxes: Mapping[int, VoicemailInfo]
     classifiers: Mapping[int, ClassifierInfo]
     pickup_groups: Mapping[int, PickupGroupInfo]
+    billing: BillingInfo | None = None
 
     @property
     def moh_path(self) -> Path | None:
@@ -324,6 +338,7 @@ class _Rows:
     classifiers: list[Classifier] = field(default_factory=list)
     contacts: list[tuple[int, str]] = field(default_factory=list)
     groups: list[PickupGroup] = field(default_factory=list)
+    account: BillingAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +400,7 @@ def _load_rows(session: Session, ids: Sequence[int] | None) -> dict[int, _Rows]:
                 getattr(target, attr).append(obj)
     _load_plans(session, rows, wanted)
     _load_contacts(session, rows, wanted)
+    _load_accounts(session, rows, wanted)
     return rows
 
 
@@ -408,6 +424,25 @@ def _load_contacts(session: Session, rows: dict[int, _Rows], ids: Sequence[int] 
         target = rows.get(client_id)
         if target is not None:
             target.contacts.append((classifier_id, clip))
+
+
+def _load_accounts(session: Session, rows: dict[int, _Rows], ids: Sequence[int] | None) -> None:
+    query = _scoped(select(BillingAccount), BillingAccount.client_id, ids)
+    for account in session.scalars(query):
+        target = rows.get(account.client_id)
+        if target is not None:
+            target.account = account
+
+
+def _billing(account: BillingAccount | None) -> BillingInfo | None:
+    if account is None:
+        return None
+    return BillingInfo(
+        tariff_id=account.tariff_id,
+        currency=account.currency,
+        balance=account.balance,
+        credit_limit=account.credit_limit,
+    )
 
 
 def _snapshot(ctx: _BuildContext, r: _Rows, generation: int) -> ClientSnapshot:
@@ -443,6 +478,7 @@ def _snapshot(ctx: _BuildContext, r: _Rows, generation: int) -> ClientSnapshot:
         voicemail_boxes=MappingProxyType({b.id: _box(b) for b in r.boxes}),
         classifiers=MappingProxyType(_classifiers(r)),
         pickup_groups=MappingProxyType(_groups(r)),
+        billing=_billing(r.account),
     )
 
 

@@ -22,9 +22,10 @@ channel left on the trunk (``max_channels``) → 503.
 
 **Out** (:meth:`TrunkService.ring_forwarding`, DP-2 "Заданный номер"): see
 :class:`_Dial`; the DP-4 "ring port / forwarding number" mapping is applied to the carrier's
-answers. Choice of trunk (decision): the operator of the external number shown as caller ID
-when that trunk is usable, else the first usable trunk by id. Usable: active, transport UDP
-or TCP, registered when it registers, a channel free.
+answers; a rated client out of money (ADM-5, :func:`cloudpbx.billing.limits.spend_refusal`)
+gets No route and an event ``spend_limit`` instead. Choice of trunk (decision): the operator
+of the external number shown as caller ID when that trunk is usable, else the first usable
+trunk by id. Usable: active, transport UDP or TCP, registered when it registers, a channel free.
 
 **Registration** (:class:`TrunkRegistration`): REGISTER as a UAC through the engine's
 :class:`~cloudpbx.engine.sipstack.SipStack`, Digest (RFC 2617/7616) on 401/407, refreshed
@@ -50,6 +51,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloudpbx.billing.limits import spend_refusal
 from cloudpbx.db.models import Operator
 from cloudpbx.dialplan.interpreter import NO_PROVISIONAL_S, Outcome, RunAction, ring_failure_outcome
 from cloudpbx.engine.b2bua import offer_of
@@ -638,6 +640,10 @@ class TrunkService:
         if limit is not None and self._forwarding.get(fwd.id, 0) >= limit:
             b2bua._event(call, "limit", decision.level, f"forwarding {fwd.id}: {limit} calls")
             return ring_failure_outcome([], limit_reached=True)
+        refusal = spend_refusal(snapshot)  # ADM-5: a forwarding out costs the client too
+        if refusal is not None:
+            b2bua._event(call, "spend_limit", decision.level, refusal)
+            return Outcome.NO_ROUTE
         caller_id = self.caller_id(call, snapshot)
         trunk = self.route(call, snapshot, caller_id, decision)
         if trunk is None:

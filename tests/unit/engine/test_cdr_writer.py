@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +14,18 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloudpbx.db.models import Call, CallEvent, CallLeg, Client, Fax, Recording
+from cloudpbx.db.models import (
+    BillingAccount,
+    Call,
+    CallEvent,
+    CallLeg,
+    Client,
+    Fax,
+    Operator,
+    Recording,
+    Tariff,
+    TariffRate,
+)
 from cloudpbx.db.session import make_engine, make_sessionmaker
 from cloudpbx.engine.cdr import CdrWriter, billable_seconds
 
@@ -330,3 +342,102 @@ def test_bad_values_from_the_engine_are_refused_at_once(sessions) -> None:
     call = writer.call_started(client_id=1, caller="1", called="2")
     with pytest.raises(ValueError, match="outcome"):
         writer.call_ended(call, outcome="exploded")
+
+
+def _rated_client(sessions: sessionmaker[Session], client_id: int) -> tuple[int, int]:
+    """A tariff (60/60, +7495 at 1.20/min + 0.50), an operator and the client's account."""
+    with sessions() as s:
+        tariff = Tariff(name="Base", currency="RUB", first_increment_s=60, increment_s=60)
+        s.add(tariff)
+        s.flush()
+        s.add(TariffRate(tariff_id=tariff.id, prefix="7", price_per_minute=Decimal("2.00")))
+        s.add(
+            TariffRate(
+                tariff_id=tariff.id,
+                prefix="7495",
+                price_per_minute=Decimal("1.20"),
+                connection_fee=Decimal("0.50"),
+            )
+        )
+        operator = Operator(name="Carrier", host="127.0.0.1")
+        s.add(operator)
+        s.add(
+            BillingAccount(
+                client_id=client_id, number="BA-1", tariff_id=tariff.id, balance=Decimal(10)
+            )
+        )
+        s.commit()
+        return tariff.id, operator.id
+
+
+def _call_out(writer: CdrWriter, client_id: int, operator_id: int, start: int) -> str:
+    """A phone's call to +74951234567 answered by the carrier after 3 s, 61 s of talk."""
+    call = writer.call_started(
+        client_id=client_id,
+        caller="101",
+        called="+74951234567",
+        direction="local",
+        start_ms=start,
+    )
+    writer.leg_added(call, direction="in", party="101", start_ms=start)
+    # The carrier's 407 first: an unanswered out leg of its own, free.
+    challenged = writer.leg_added(
+        call, direction="out", party="84951234567", operator_id=operator_id, start_ms=start
+    )
+    writer.leg_ended(call, challenged, outcome="no_route", end_ms=start + 100)
+    out = writer.leg_added(
+        call, direction="out", party="84951234567", operator_id=operator_id, start_ms=start
+    )
+    writer.leg_answered(call, out, at_ms=start + 3_000)
+    writer.call_answered(call, at_ms=start + 3_000)
+    writer.call_ended(call, outcome="answered", operator_id=operator_id, end_ms=start + 64_000)
+    return call
+
+
+def test_a_call_out_is_rated_and_charged_with_its_close(sessions, client_id) -> None:
+    """CDR-1 cost, ADM-6: 61 s to +7495 at 60/60 = 0.50 + 2 × 1.20 = 2.90 on the call and its
+    trunk leg, taken from the account's balance in the same batch; the engine is told."""
+    _, operator_id = _rated_client(sessions, client_id)
+    charged: list[int] = []
+
+    async def scenario() -> None:
+        writer = CdrWriter(sessions, flush_interval_s=0.01, on_charged=charged.append)
+        await writer.start()
+        _call_out(writer, client_id, operator_id, 1_000_000)
+        await writer.flush()
+        internal = writer.call_started(client_id=client_id, caller="101", called="102")
+        writer.call_answered(internal, at_ms=1_100_000)
+        writer.call_ended(internal, outcome="answered", end_ms=1_200_000)
+        await writer.close()
+
+    run(scenario())
+    out, internal = _calls(sessions)
+    assert (out.cost, out.currency, out.billable_s) == (Decimal("2.9000"), "RUB", 61)
+    assert internal.cost == Decimal(0)
+    with sessions() as s:
+        legs = s.scalars(select(CallLeg.cost).where(CallLeg.call_id == out.id).order_by(CallLeg.id))
+        assert list(legs) == [Decimal(0), Decimal(0), Decimal("2.9000")]
+        account = s.scalars(select(BillingAccount)).one()
+        assert (account.balance, account.spent_total) == (Decimal("7.1000"), Decimal("2.9000"))
+    assert charged == [client_id]
+
+
+def test_an_unrated_client_is_not_charged(sessions, client_id) -> None:
+    """ADM-6: no tariff on the account → cost 0, balance untouched, nobody told."""
+    _, operator_id = _rated_client(sessions, client_id)
+    with sessions() as s:
+        s.scalars(select(BillingAccount)).one().tariff_id = None
+        s.commit()
+    charged: list[int] = []
+
+    async def scenario() -> None:
+        writer = CdrWriter(sessions, flush_interval_s=0.01, on_charged=charged.append)
+        await writer.start()
+        _call_out(writer, client_id, operator_id, 1_000_000)
+        await writer.close()
+
+    run(scenario())
+    assert _calls(sessions)[0].cost == Decimal(0)
+    with sessions() as s:
+        assert s.scalars(select(BillingAccount.balance)).one() == Decimal(10)
+    assert charged == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -303,3 +304,20 @@ class Registration(ClientOwned, Base):
     user_agent: Mapped[str] = mapped_column(String(200), default="")
     call_id: Mapped[str] = mapped_column(String(200))
     cseq: Mapped[int] = mapped_column(BigInteger)
+
+
+class Webhook(ClientOwned, Base):
+    """PRODUCT.md §6 (CRM телефония): call events POSTed to a CRM, signed with HMAC-SHA256.
+
+    The secret signs every delivery, so it must be recoverable: it is encrypted at rest with
+    the installation's SecretBox, like SIP secrets, and never read back through the API.
+    """
+
+    __tablename__ = "webhooks"
+
+    url: Mapped[str] = mapped_column(String(2000))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # Call event kinds delivered (engine/active_calls.py EventKind); empty means all of them.
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str] = mapped_column(Text, default="")
