@@ -48,6 +48,7 @@ export const CLIENT_MENU: MenuItem[] = [
   },
   leaf("voicemail-boxes", "menu.voicemailBoxes", "client_config"),
   leaf("campaigns", "menu.campaigns", "campaigns"),
+  leaf("webhooks", "menu.webhooks", "client_config"),
   leaf("calls", "menu.cdr", "cdr"),
   leaf("statistics", "menu.statistics", "cdr"),
   leaf("active-calls", "menu.activeCalls", "active_calls"),

@@ -96,7 +96,8 @@ export function FieldInput(props: FieldProps) {
     label: compact ? undefined : label,
     "aria-label": label,
     error: errors[path],
-    required: field.required,
+    // A write-only field (a password) is required only when creating: empty on edit keeps it.
+    required: field.required && !(editing && field.writeOnly),
     disabled: field.readOnly,
     description: field.help && !compact ? text(field.help) : undefined,
     placeholder: field.placeholder ? text(field.placeholder) : undefined,

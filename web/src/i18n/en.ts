@@ -41,6 +41,7 @@ const en: Dictionary = {
     mediaFiles: "Media files",
     voicemailBoxes: "Voicemail boxes",
     campaigns: "Telemarketing",
+    webhooks: "Webhooks (CRM)",
     cdr: "Call detail",
     statistics: "Statistics",
     activeCalls: "Active calls",

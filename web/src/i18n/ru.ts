@@ -40,6 +40,7 @@ const ru = {
     mediaFiles: "Медиафайлы",
     voicemailBoxes: "Ящики голосовой почты",
     campaigns: "Телемаркетинг",
+    webhooks: "Вебхуки (CRM)",
     cdr: "Детализация вызовов",
     statistics: "Статистика",
     activeCalls: "Активные вызовы",

@@ -15,6 +15,7 @@ import { contacts } from "./contacts";
 import { externalNumbers, internalNumbers, pickupGroups, ports } from "./numbering";
 import { operators, staffUsers, tariffRates, tariffs } from "./provider";
 import { users } from "./users";
+import { webhooks } from "./webhooks";
 
 export const CLIENT_SECTIONS: Record<string, SectionDef> = Object.fromEntries(
   [
@@ -31,6 +32,7 @@ export const CLIENT_SECTIONS: Record<string, SectionDef> = Object.fromEntries(
     mediaFiles,
     voicemailBoxes,
     campaigns,
+    webhooks,
     users,
   ].map((s) => [s.key, s]),
 );
