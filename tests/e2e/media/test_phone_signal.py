@@ -91,8 +91,8 @@ def stop_recording(recorder: Phone, record_to: Path, *, tail: float = 0.3) -> by
 
 def assert_heard(original: bytes, heard: bytes) -> None:
     """``original`` is in ``heard``: its non-quiet 100 ms pieces, each found on its own,
-    correlate above MIN_CORRELATION at lags that move by no more than a few frame slips
-    (< 100 ms in all). A piece holding a frame the receiving phone's jitter buffer dropped
+    correlate above MIN_CORRELATION at lags that drift by less than 300 ms in all (in order:
+    a phone's adaptive jitter buffer grows by whole frames when its loop is starved). A piece holding a frame the receiving phone's jitter buffer dropped
     or concealed correlates less; on a loaded machine (the suite runs in parallel) a few
     such slips happen (pjsua's adaptive jitter buffer moving 10-20 ms at a time), so up to
     2 pieces in 5 may miss, never the majority; the median must still be G.711-exact."""
@@ -102,7 +102,7 @@ def assert_heard(original: bytes, heard: bytes) -> None:
     assert len(good) >= 0.6 * len(pieces), pieces
     assert good[len(good) // 2] > 0.99, pieces  # G.711 noise alone: ~0.999
     lags = [m.lag for _, m in pieces if m.peak > MIN_CORRELATION]
-    assert max(lags) - min(lags) < 800, pieces
+    assert max(lags) - min(lags) < 2400, pieces
     assert min(lags) >= 0, pieces  # heard after it was played
 
 
