@@ -91,11 +91,11 @@ def stop_recording(recorder: Phone, record_to: Path, *, tail: float = 0.3) -> by
 
 def assert_heard(original: bytes, heard: bytes) -> None:
     """``original`` is in ``heard``: its non-quiet 100 ms pieces, each found on its own,
-    correlate above MIN_CORRELATION at lags that drift by less than 300 ms in all (in order:
-    a phone's adaptive jitter buffer grows by whole frames when its loop is starved). A piece holding a frame the receiving phone's jitter buffer dropped
-    or concealed correlates less; on a loaded machine (the suite runs in parallel) a few
-    such slips happen (pjsua's adaptive jitter buffer moving 10-20 ms at a time), so up to
-    2 pieces in 5 may miss, never the majority; the median must still be G.711-exact."""
+    correlate above MIN_CORRELATION at lags that drift by less than 300 ms in all (a phone's
+    adaptive jitter buffer grows by whole frames when its loop is starved). A piece holding a
+    frame the receiving phone's jitter buffer dropped or concealed correlates less; on a
+    loaded machine (the suite runs in parallel) a few such slips happen, so up to 2 pieces in
+    5 may miss, never the majority; the median must still be G.711-exact."""
     pieces = correlate_windows(original, heard, window=800)
     assert len(pieces) >= 8, "the original is too quiet to test with"
     good = sorted(m.peak for _, m in pieces if m.peak > MIN_CORRELATION)
