@@ -158,8 +158,7 @@ class EngineRuntime:
         self.registrar_service.attach(self.stack)
         self._started = True
         host = self.settings.sip_host
-        udp = await self.stack.listen_udp(host, self.sip_port)
-        tcp = await self.stack.listen_tcp(host, udp[1])
+        udp, tcp = await self.stack.listen_udp_tcp(host, self.sip_port)
         ws = None
         if self.ws_port >= 0:
             ws = await self.stack.listen_ws(host, self.ws_port)

@@ -147,6 +147,30 @@ class SipStack(LayerShell[LayerEvent]):
         self.transports.add(tcp)
         return addr
 
+    async def listen_udp_tcp(
+        self, host: str, port: int, *, attempts: int = 8
+    ) -> tuple[tuple[str, int], tuple[str, int]]:
+        """UDP and TCP on one port number (RFC 3261 §18: a server listens on both). With port
+        0 the kernel picks the UDP port, which may be taken on TCP (an ephemeral connection
+        of another process): then both are tried again on a new port."""
+        for attempt in range(attempts):
+            udp = UDPTransport(self.sink)
+            addr = await udp.listen(host, port)
+            tcp = TCPTransport(self.sink, tag_factory=self.new_token)
+            try:
+                tcp_addr = await tcp.listen(host, addr[1])
+            except OSError:
+                udp.close()
+                if port != 0 or attempt == attempts - 1:
+                    raise
+                continue
+            _set_receive_buffer(udp, UDP_RECEIVE_BUFFER)
+            self._udp, self._tcp = udp, tcp
+            self.transports.add(udp)
+            self.transports.add(tcp)
+            return addr, tcp_addr
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     async def listen_ws(self, host: str, port: int) -> tuple[str, int]:
         """SIP over WebSocket (RFC 7118) for browser phones."""
         ws = WSTransport(self.sink)
