@@ -335,9 +335,10 @@ class TestUas:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, tcp: bool = False) -> Address:
         """Listen on UDP (and TCP on the same port when ``tcp``); returns the UDP address."""
-        addr = await self.endpoint.listen_udp(host, port)
         if tcp:
-            await self.endpoint.listen_tcp(host, addr[1])
+            addr = await self.endpoint.listen_udp_tcp(host, port)
+        else:
+            addr = await self.endpoint.listen_udp(host, port)
         return addr
 
     async def close(self) -> None:

@@ -304,9 +304,10 @@ class RegistrarServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, tcp: bool = True) -> Address:
         """Listen (UDP, and TCP on the same port number) and start; returns the address."""
-        addr = await self.endpoint.listen_udp(host, port)
         if tcp:
-            await self.endpoint.listen_tcp(host, addr[1])
+            addr = await self.endpoint.listen_udp_tcp(host, port)
+        else:
+            addr = await self.endpoint.listen_udp(host, port)
         udp = self.endpoint.udp
         assert udp is not None
         await self.service.start(udp_flow_to=udp.flow_to)

@@ -199,6 +199,28 @@ class SipEndpoint(LayerShell[TransactionEvent]):
 
     async def listen_tcp(self, host: str, port: int) -> Address:
         """Listen on TCP (port 0 picks one); returns the bound address."""
+        return await self._bind_tcp(host, port)
+
+    async def listen_udp_tcp(self, host: str, port: int, *, attempts: int = 8) -> Address:
+        """UDP and TCP on one port number (RFC 3261 §18); returns the UDP address. With port 0
+        the kernel's UDP pick may be taken on TCP (another process's ephemeral connection):
+        then both are bound again on a new port."""
+        for attempt in range(attempts):
+            udp = UDPTransport(self.sink, rate_limiter=self._rate_limiter)
+            addr = await udp.listen(host, port, receive_buffer=UDP_RECEIVE_BUFFER)
+            try:
+                await self._bind_tcp(host, addr[1])
+            except OSError:
+                udp.close()
+                if port != 0 or attempt == attempts - 1:
+                    raise
+                continue
+            self._udp = udp
+            self.add_transport(udp)
+            return addr
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _bind_tcp(self, host: str, port: int) -> Address:
         tcp = TCPTransport(self.sink, rate_limiter=self._rate_limiter, tag_factory=self.new_tag)
         addr = await tcp.listen(host, port)
         self._tcp = tcp
