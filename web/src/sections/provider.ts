@@ -3,7 +3,8 @@
 import type { Schemas } from "../api/client";
 import { childListTab } from "../crud/ChildList";
 import { defineSection, type Option, type Row } from "../crud/types";
-import { description, LANGUAGE_OPTIONS, name, nameLabel, refs } from "./common";
+import { description, name, nameLabel, refs } from "./common";
+import { accountSection } from "./users";
 
 const TRANSPORTS: Option[] = [
   { value: "udp", label: ["UDP", "UDP"] },
@@ -168,46 +169,12 @@ const STAFF_LEVELS: Option[] = [
   { value: "clients_admin", label: "levels.clients_admin" },
 ];
 
-export const staffUsers = defineSection<Schemas["StaffUserCreate"]>({
+export const staffUsers = accountSection({
   key: "staff-users",
   scope: "global",
   title: "menu.staffUsers",
   policy: "system",
-  sort: "login",
-  rowLabel: (row: Row) => String(row.login),
-  columns: [
-    { key: "login", label: "login.login" },
-    { key: "full_name", label: ["ФИО", "Full name"] },
-    { key: "level", label: ["Уровень", "Level"], render: (row, { t }) => t(`levels.${row.level}`) },
-    { key: "is_active", label: "f.is_active" },
-  ],
-  tabs: [
-    {
-      key: "general",
-      label: "tabs.general",
-      fields: [
-        { name: "login", kind: "text", label: "login.login", required: true },
-        { name: "password", kind: "password", label: "login.password", required: true, writeOnly: true, help: ["Не короче 10 символов", "At least 10 characters"] },
-        { name: "full_name", kind: "text", label: ["ФИО", "Full name"] },
-        { name: "email", kind: "text", label: ["E-mail", "E-mail"], nullable: true },
-        { name: "level", kind: "select", label: ["Уровень", "Level"], options: STAFF_LEVELS, default: "clients_admin", required: true },
-        { name: "language", kind: "select", label: "f.language", options: LANGUAGE_OPTIONS, default: "ru", required: true },
-        { name: "is_active", kind: "switch", label: "f.is_active", default: true },
-      ],
-    },
-    {
-      key: "rights",
-      label: "tabs.rights",
-      fields: [
-        {
-          name: "rights",
-          kind: "multiselect",
-          label: "tabs.rights",
-          options: STAFF_RIGHTS,
-          default: null,
-          help: ["Пусто — набор прав уровня", "Empty: the level's preset"],
-        },
-      ],
-    },
-  ],
+  levels: STAFF_LEVELS,
+  defaultLevel: "clients_admin",
+  rights: STAFF_RIGHTS,
 });
